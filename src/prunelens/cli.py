@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from .data import DataError
 from .layout import LayoutError
@@ -63,10 +64,43 @@ def cmd_prune(args) -> None:
           f"{len(summary['skipped'])} skipped -> {args.out}/examples.parquet, {args.out}/tokens.parquet")
 
 
+def cmd_features(args) -> None:
+    from .features import features_run
+    from .models import load_model
+
+    layers = [int(x) for x in args.layers.split(",")] if args.layers else None
+    at_keep = [float(x) for x in args.at_keep.split(",")] if args.at_keep else []
+    path = features_run(load_model(args.model, args.device), args.run, layers, at_keep)
+    print(f"features -> {path}")
+
+
+def cmd_annotate(args) -> None:
+    from .categories import annotate_examples, annotate_run, export_demo, import_demo
+
+    if args.import_demo:
+        from .store import write_table
+
+        out = args.out or args.run
+        if not out:
+            raise ValueError("--import-demo needs --out DIR")
+        print(f"categories -> {write_table(import_demo(args.import_demo), Path(out) / 'categories.parquet')}")
+        return
+    if args.run:
+        path = annotate_run(args.run)
+        if args.export_demo:
+            print(f"demo format -> {export_demo(args.run, args.export_demo)}")
+    else:
+        if not args.out:
+            raise ValueError("give a RUN directory, or --data with --out DIR")
+        model, examples = _load(args)
+        path = annotate_examples(model, examples, args.out)
+    print(f"categories -> {path}")
+
+
 def cmd_merge(args) -> None:
     from .store import StageStore
 
-    stages = {"prune": ("tokens", "examples")}
+    stages = {"prune": ("tokens", "examples"), "features": ("features",)}
     for stage, tables in stages.items():
         for table, path in StageStore(args.run, stage, tables).merge().items():
             print(f"{table}: {path}")
@@ -95,6 +129,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, default=None, help="most candidates per forward pass")
     p.add_argument("--out", required=True, help="run directory (re-running the command resumes it)")
     p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("features", help="per-token attention, sparsity and surprisal features of a pruned run")
+    p.add_argument("run", help="run directory made by `prunelens prune`")
+    _model_arg(p)
+    p.add_argument("--layers", default=None, help="comma-separated layers (default: all)")
+    p.add_argument("--at-keep", default=None,
+                   help="comma-separated keep ratios: also compute features on the pruned chain at each")
+    p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("annotate", help="label every reasoning token with one of six functional categories")
+    p.add_argument("run", nargs="?", help="run directory made by `prunelens prune` (or use --data/--out)")
+    _model_arg(p)
+    _data_args(p)
+    p.add_argument("--out", default=None, help="output directory for chains that are not pruned yet")
+    p.add_argument("--export-demo", default=None, metavar="FILE.jsonl",
+                   help="also write the published demo format (reason_tokens_json) of the run")
+    p.add_argument("--import-demo", default=None, metavar="FILE.jsonl",
+                   help="read categories made elsewhere in the demo format into --out/categories.parquet")
+    p.set_defaults(func=cmd_annotate)
 
     p = sub.add_parser("merge", help="join the finished parts of shards into the run's tables")
     p.add_argument("run", help="run directory")

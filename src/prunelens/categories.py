@@ -1,0 +1,407 @@
+"""Six functional categories for reasoning tokens (``../shared/CATEGORIES.md``), offline and rule-based.
+
+The text is cut into units: numbers (``1,200``, ``0.25``, ``3/4``), calculator annotations, words
+(``Let's``), single punctuation or operator characters, and white space. Each unit gets a label by
+the rules of CATEGORIES.md, tried in its tie-break order; a token takes the label of the word it
+belongs to, and a token made only of punctuation or white space takes its own unit's label.
+The question supplies the problem's entities (its names and content nouns).
+
+Annotators are pluggable: anything with ``name`` and ``label_tokens(question, reasoning, spans)``
+(one label per token span) can replace ``RuleAnnotator``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import pandas as pd
+
+LABELS = ("SYMBOLIC_MATH", "VERBAL_MATH", "ENTITY_NAME", "COREFERENCE", "META_DISCOURSE", "FUNCTION")
+DISPLAY = {"SYMBOLIC_MATH": "SymbMath", "VERBAL_MATH": "VerbalMath", "ENTITY_NAME": "EntName",
+           "COREFERENCE": "CoRef", "META_DISCOURSE": "MetaDisc", "FUNCTION": "Grammar"}
+COLOURS = {"SYMBOLIC_MATH": (98, 160, 202), "VERBAL_MATH": (180, 148, 209), "ENTITY_NAME": (107, 188, 107),
+           "COREFERENCE": (174, 136, 129), "META_DISCOURSE": (226, 104, 104), "FUNCTION": (255, 165, 85)}
+SYM, VERB, ENT, COREF, META, FUNC = LABELS
+
+
+def colour(label: str) -> str:
+    """The category's colour as ``#rrggbb``."""
+    return "#%02x%02x%02x" % COLOURS[label]
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+NUMBER_WORDS = _words("""zero one two three four five six seven eight nine ten eleven twelve thirteen
+    fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty
+    ninety hundred hundreds thousand thousands million millions billion half halves halved twice double
+    doubled doubles triple tripled triples thrice quadruple dozen dozens quarter quarters third thirds
+    fourth fourths fifth fifths sixth tenth tenths once""")
+OPERATION_WORDS = _words("""times plus minus multiply multiplied multiplying multiplication multiplies
+    divide divided dividing division divides sum sums summed total totals totaling totalling totaled
+    difference product remainder remaining remains left more fewer less least most each per every
+    percent percentage percentages average averages rate rates ratio ratios increase increased increases
+    increasing decrease decreased decreases decreasing add added adding addition adds subtract subtracted
+    subtracting subtraction subtracts altogether combined combine equal equals equaled squared square
+    cubed fraction fractions proportion twice extra""")
+PRONOUNS = _words("""she he they it her his their them its him hers theirs himself herself themselves
+    itself this that these those which who whom whose everyone everybody everything""")
+META_WORDS = _words("""step steps so therefore thus hence let let's lets we i us our me my
+    find finding calculate calculating calculation calculations compute computing solve solving
+    solution answer answers question know means maybe probably think wait check checking now also
+    next then finally first firstly second secondly lastly determine figure problem result results
+    given recall note""")
+SENTENCE_ONLY_META = _words("first second next also")  # markers only at the start of a clause
+NEED = _words("need needs needed")  # the reasoner's need (META) or a person's in the problem (FUNCTION)
+REASONER = _words("we i you let's us")
+SELECTORS = _words("last next previous following first")  # "last week": picks out the entity
+STOP = _words("""a an the of for and or but nor to in on at by with from into onto over under about
+    as than is are was were be been being am has have had do does did doing can could will would shall
+    should may might must not no yes if when while because after before during until since up down out
+    off how what where why there here all some any many much few other another such own same very too
+    just only again still even also both either neither each every per its it's into through between
+    among against without within along across around behind beyond upon toward towards whether back
+    away together yet already ever never always often once really well now below above right""")
+ADJECTIVES = _words("""able different new old big small large good bad full whole last final initial
+    same own certain several enough available original current regular normal usual special entire
+    long short high low early late free empty possible total""")
+DETERMINERS = _words("""a an the each every per of his her their its my our your some any this that
+    these those another which""")
+VERBS = _words("""sell sells sold selling buy buys bought buying make makes made making bake bakes baked
+    baking take takes took taken taking give gives gave given giving get gets got getting pay pays paid
+    paying spend spends spent spending cost costs costing earn earns earned earning save saves saved
+    saving eat eats ate eaten eating read reads reading go goes went gone going come comes came coming
+    use uses used using want wants wanted run runs ran running walk walks walked walking work works
+    worked working drive drives drove driving plan plans planned decide decides decided collect collects
+    collected receive receives received keep keeps kept put puts putting lose loses lost losing win wins
+    won winning grow grows grew grown growing fill fills filled charge charges charged cut cuts place
+    places placed pick picks picked leave leaves leaving hold holds held fit fits need wants like likes
+    liked see sees saw seen say says said tell tells told ask asks asked share shares shared split
+    splits order orders ordered rent rents rented hire hires hired build builds built bring brings
+    brought send sends sent write writes wrote written feed feeds fed catch catches caught found
+    found learn learns learned play plays played sleep sleeps slept start starts started finish finishes
+    finished buying sold lay lays laid produce produces produced contain contains contained serve
+    serves served consist consists consisted weigh weighs weighed measure measures measured travel
+    travels traveled travelled practice practices practiced get become becomes became buy repair
+    repairs repaired donate donates donated receive can't doesn't don't isn't won't""")
+UNITS = _words("""dollar dollars cent cents hour hours minute minutes second seconds day days week weeks
+    month months year years mile miles pound pounds kilogram kilograms kg gram grams meter meters metre
+    metres feet foot inch inches liter liters litre litres gallon gallons ounce ounces cup cups piece
+    pieces item items people person page pages point points mph km cm mm lb lbs oz hr hrs min mins""")
+OPERATOR_CHARS = set("+*×÷=<>^")
+CURRENCY = set("$€£¥")
+DEMONSTRATIVE_AFTER = _words("means mean so such know knew shows show say says said think thought than")
+
+UNIT = re.compile(r"<<[^<>]*>>|(?:\d+|(?<![\w.])\.(?=\d))(?:[.,/]?\d+)*|[A-Za-z]+(?:['’][A-Za-z]+)*|\s+|.", re.S)
+
+
+@dataclass(frozen=True)
+class Unit:
+    start: int
+    end: int
+    text: str
+    kind: str  # calc, number, word, space, char
+
+
+def units(text: str) -> list[Unit]:
+    out = []
+    for m in UNIT.finditer(text):
+        s = m.group()
+        kind = ("calc" if s.startswith("<<") and len(s) > 2 else "number" if s[0].isdigit() or s[0] == "." and len(s) > 1
+                else "word" if s[0].isalpha() else "space" if s.isspace() else "char")
+        out.append(Unit(m.start(), m.end(), s, kind))
+    return out
+
+
+def _stem(word: str) -> str:
+    w = word.lower().replace("’", "'")
+    for suffix in ("ies", "es", "s"):
+        if w.endswith(suffix) and len(w) > len(suffix) + 2:
+            return w[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return w
+
+
+def _lexical(word: str) -> bool:
+    """Is ``word`` (lower case) in a lexicon that is not the entity one?"""
+    return any(word in lexicon for lexicon in (STOP, VERBS, PRONOUNS, META_WORDS, NUMBER_WORDS,
+                                                 OPERATION_WORDS, ADJECTIVES))
+
+
+def _base(word: str) -> str:
+    """``word`` without a possessive ending."""
+    return re.sub(r"['’]s?$", "", word)
+
+
+def question_names(question: str) -> set[str]:
+    """Capitalised words of the question that no lexicon knows: people, places, months."""
+    return {_base(u.text) for u in units(question)
+            if u.kind == "word" and u.text[0].isupper() and not _lexical(_base(u.text).lower())}
+
+
+def question_entities(question: str) -> set[str]:
+    """Stems of the question's content words: names and nouns (not function words, verbs, lexicon).
+
+    A word after ``to`` is taken for a verb; one ending in -ed, -ing or -ly counts only after a
+    determiner or ``of`` (``of icing``, ``some jelly beans``).
+    """
+    found = set()
+    words = [u for u in units(question) if u.kind == "word"]
+    for k, unit in enumerate(words):
+        w = unit.text.lower()
+        prev = words[k - 1].text.lower() if k else ""
+        if _lexical(w) or len(w) < 3 or prev == "to":
+            continue
+        if w.endswith(("ed", "ing", "ly")) and len(w) > 4 and prev not in DETERMINERS | {"enough", "some"}:
+            continue
+        found.add(_stem(_base(w)))
+    return found
+
+
+class RuleAnnotator:
+    """The default annotator: CATEGORIES.md as lexicons and context rules, nothing downloaded."""
+
+    name = "rules"
+
+    def label_units(self, question: str, reasoning: str) -> list[tuple[Unit, str]]:
+        """Every unit of ``reasoning`` with its category."""
+        items = units(reasoning)
+        entities = question_entities(question)
+        names = question_names(question)
+        solid = [i for i, u in enumerate(items) if u.kind != "space"]
+        where = {i: k for k, i in enumerate(solid)}
+
+        def neighbour(i: int, step: int) -> Unit | None:
+            k = where[i] + step
+            return items[solid[k]] if 0 <= k < len(solid) else None
+
+        def clause_start(i: int) -> bool:
+            prev = neighbour(i, -1)
+            if prev is None or prev.text in {".", ":", "!", "?", "\n", "•", "-", "*", "("}:
+                return True
+            between = reasoning[prev.end: items[i].start]
+            return "\n" in between or (prev.kind == "number" and reasoning[prev.end: prev.end + 1] == ".")
+
+        def is_math(u: Unit | None) -> bool:
+            return u is not None and (u.kind in ("number", "calc") or u.text in OPERATOR_CHARS
+                                      or u.text in CURRENCY or u.text in {"(", ")", "%"})
+
+        labels: list[str] = []
+        for i, u in enumerate(items):
+            if u.kind == "space":
+                labels.append(FUNC)
+                continue
+            if u.kind in ("number", "calc") or u.text in OPERATOR_CHARS:
+                labels.append(SYM)
+                continue
+            if u.kind == "char":
+                prev, nxt = neighbour(i, -1), neighbour(i, 1)
+                if u.text in CURRENCY:
+                    labels.append(SYM if nxt is not None and nxt.kind == "number" else FUNC)
+                elif u.text == "%":
+                    labels.append(SYM if prev is not None and prev.kind == "number" else FUNC)
+                elif u.text == "/":  # division, also as "per" in "$195/day"
+                    labels.append(SYM)
+                elif u.text in "-−":  # minus between math, or a sign; else a hyphen or dash
+                    unary = nxt is not None and nxt.kind == "number" and (prev is None or prev.text in "=(")
+                    spaced = reasoning[u.start - 1: u.start] == " " and reasoning[u.end: u.end + 1] == " "
+                    labels.append(SYM if (is_math(prev) and is_math(nxt)) or unary
+                                  or (spaced and (is_math(prev) or is_math(nxt))) else FUNC)
+                elif u.text == "(":
+                    labels.append(SYM if is_math(nxt) else FUNC)
+                elif u.text == ")":
+                    labels.append(SYM if is_math(prev) else FUNC)
+                else:
+                    labels.append(FUNC)
+                continue
+            labels.append(self._word_label(u, i, items, neighbour, clause_start, is_math, entities, names))
+        # "the rest" points back to an amount: both words are coreference.
+        for i, u in enumerate(items):
+            if u.kind == "word" and u.text.lower() == "rest":
+                prev = neighbour(i, -1)
+                labels[i] = COREF
+                if prev is not None and prev.text.lower() == "the":
+                    labels[items.index(prev)] = COREF
+        return list(zip(items, labels))
+
+    def _word_label(self, u, i, items, neighbour, clause_start, is_math, entities, names) -> str:
+        w = u.text.lower().replace("’", "'")
+        prev, nxt = neighbour(i, -1), neighbour(i, 1)
+        if w == "x" and (is_math(prev) or is_math(nxt)):
+            return SYM
+        if w in NUMBER_WORDS or w in OPERATION_WORDS:
+            return VERB
+        if w in PRONOUNS:
+            if w == "that" and prev is not None and prev.text.lower() in DEMONSTRATIVE_AFTER:
+                return FUNC
+            return COREF
+        if w in NEED:
+            return META if prev is not None and prev.text.lower() in REASONER else FUNC
+        if w in META_WORDS:
+            if w in SENTENCE_ONLY_META and not clause_start(i):
+                return FUNC
+            return META
+        if w == "to" and nxt is not None and nxt.text.lower() in META_WORDS - SENTENCE_ONLY_META:
+            return META
+        if w == "out" and prev is not None and prev.text.lower() in {"figure", "find", "work"}:
+            return META
+        base = _base(u.text)
+        stem = _stem(base)
+        if w in SELECTORS and nxt is not None and (_stem(nxt.text) in UNITS or nxt.text.lower() in UNITS):
+            return ENT
+        if base in names or (u.text[0].isupper() and not clause_start(i) and not _lexical(base.lower())):
+            return ENT
+        if _lexical(w) or _lexical(base.lower()):
+            return FUNC
+        if stem in entities or stem in UNITS or base.lower() in UNITS:
+            return ENT
+        # a noun the question did not use, right after a determiner or a number ("each child")
+        if prev is not None and (prev.text.lower() in DETERMINERS or prev.kind == "number") \
+                and not w.endswith(("ly", "ed", "ing")):
+            return ENT
+        return FUNC
+
+    def label_tokens(self, question: str, reasoning: str, spans: Sequence[tuple[int, int]]) -> list[str]:
+        """One label per token span: its word's label; punctuation or white space on its own."""
+        labelled = self.label_units(question, reasoning)
+        by_char = [FUNC] * len(reasoning)
+        solid = [False] * len(reasoning)
+        for unit, label in labelled:
+            for c in range(unit.start, unit.end):
+                by_char[c] = label
+                solid[c] = unit.kind in ("word", "number", "calc")
+        out = []
+        for start, end in spans:
+            chars = range(start, min(end, len(reasoning)))
+            word = [c for c in chars if solid[c]]
+            content = word or [c for c in chars if not reasoning[c].isspace()]
+            out.append(by_char[content[0]] if content else FUNC)
+        return out
+
+
+class Annotator(Protocol):
+    name: str
+
+    def label_tokens(self, question: str, reasoning: str, spans: Sequence[tuple[int, int]]) -> list[str]: ...
+
+
+def evaluate(annotator: Annotator, gold: Sequence[dict]) -> dict:
+    """Word-level accuracy, per-label precision/recall/F1, macro-F1 and confusion matrix on ``gold``.
+
+    ``gold`` rows hold ``question``, ``reasoning`` and ``words`` = ``[start, end, text, label]``.
+    """
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+    truth, guess = [], []
+    for row in gold:
+        spans = [(start, end) for start, end, _, _ in row["words"]]
+        guess += annotator.label_tokens(row["question"], row["reasoning"], spans)
+        truth += [label for _, _, _, label in row["words"]]
+    p, r, f, support = precision_recall_fscore_support(truth, guess, labels=list(LABELS), zero_division=0)
+    return {
+        "words": len(truth), "accuracy": accuracy_score(truth, guess),
+        "macro_f1": f1_score(truth, guess, labels=list(LABELS), average="macro", zero_division=0),
+        "per_label": {label: {"precision": p[i], "recall": r[i], "f1": f[i], "support": int(support[i])}
+                      for i, label in enumerate(LABELS)},
+        "confusion": {"labels": list(LABELS), "matrix": confusion_matrix(truth, guess, labels=list(LABELS)).tolist()},
+    }
+
+
+def load_gold(path: str | Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def word_labels(annotator: Annotator, question: str, reasoning: str) -> list[tuple[str, str]]:
+    """(word, label) for every non-space unit: the granularity of the gold set."""
+    items = [u for u in units(reasoning) if u.kind != "space"]
+    labels = annotator.label_tokens(question, reasoning, [(u.start, u.end) for u in items])
+    return [(u.text, label) for u, label in zip(items, labels)]
+
+
+def categories_table(examples: pd.DataFrame, tokens: pd.DataFrame, annotator: Annotator | None = None) -> pd.DataFrame:
+    """``example_id, position, token_text, char_start, char_end, category`` for every token."""
+    annotator = annotator or RuleAnnotator()
+    frames = []
+    for example_id, rows in tokens.groupby("example_id", sort=False):
+        ex = examples.loc[examples.example_id == example_id].iloc[0]
+        spans = list(zip(rows.char_start, rows.char_end))
+        labels = annotator.label_tokens(ex.question, ex.reasoning, spans)
+        bad = sorted(set(labels) - set(LABELS))
+        if bad:
+            raise ValueError(f"annotator {annotator.name!r} gave unknown labels {bad} for {example_id}")
+        frames.append(rows[["example_id", "position", "token_text", "char_start", "char_end"]]
+                      .assign(category=labels))
+    return pd.concat(frames, ignore_index=True)
+
+
+def annotate_run(run: str | Path, annotator: Annotator | None = None) -> Path:
+    """Write ``RUN/categories.parquet`` for a pruned run."""
+    from .store import read_table, write_table
+
+    table = categories_table(read_table(run, "examples"), read_table(run, "tokens"), annotator)
+    return write_table(table, Path(run) / "categories.parquet")
+
+
+def annotate_examples(model, examples, out: str | Path, annotator: Annotator | None = None) -> Path:
+    """Write ``OUT/categories.parquet`` for chains not pruned yet, tokenised exactly as ``prune`` does."""
+    from .layout import render
+    from .store import write_table
+
+    ex_rows, tok_rows = [], []
+    for example in examples:
+        layout = render(example, model.tokenizer)
+        ex_rows.append({"example_id": example.id, "question": example.question, "reasoning": example.reasoning})
+        for position, (start, end) in enumerate(layout.spans):
+            tok_rows.append({"example_id": example.id, "position": position,
+                             "token_text": example.reasoning[start:end], "char_start": start, "char_end": end})
+    table = categories_table(pd.DataFrame(ex_rows), pd.DataFrame(tok_rows), annotator)
+    return write_table(table, Path(out) / "categories.parquet")
+
+
+def export_demo(run: str | Path, path: str | Path, justification: str = "") -> Path:
+    """Write the published demo format: one JSON object per example with ``reason_tokens_json``."""
+    from .store import read_table, write_text
+
+    examples = read_table(run, "examples")
+    merged = read_table(run, "tokens").merge(read_table(run, "categories")[["example_id", "position", "category"]],
+                                             on=["example_id", "position"])
+    lines = []
+    for _, ex in examples.iterrows():
+        rows = merged[merged.example_id == ex.example_id]
+        tokens = [{"token_position": int(r.position), "token_text": r.token_text,
+                   "deleted_step": None if pd.isna(r.deleted_step) else int(r.deleted_step),
+                   "category": r.category, "justification": justification} for r in rows.itertuples()]
+        lines.append(json.dumps({"id": ex.example_id, "question": ex.question,
+                                 "reason_tokens_json": tokens}, ensure_ascii=False))
+    return write_text("\n".join(lines) + "\n", Path(path))
+
+
+def import_demo(path: str | Path) -> pd.DataFrame:
+    """Read the demo format into a token table (``example_id`` is ``id`` or the line number)."""
+    from .data import DataError
+
+    rows = []
+    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            tokens = obj["reason_tokens_json"]
+            if isinstance(tokens, str):
+                tokens = json.loads(tokens)
+            for t in tokens:
+                rows.append({"example_id": str(obj.get("id", lineno)), "question": obj["question"],
+                             "position": int(t["token_position"]), "token_text": t["token_text"],
+                             "deleted_step": t.get("deleted_step"), "category": t["category"],
+                             "justification": t.get("justification", "")})
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+            raise DataError(f"{path}, line {lineno}: not in the demo format ({type(err).__name__}: {err})") from None
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["deleted_step"] = frame["deleted_step"].astype("Int64")
+    return frame

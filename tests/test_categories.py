@@ -1,0 +1,123 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from prunelens.categories import (LABELS, RuleAnnotator, annotate_examples, annotate_run, evaluate,
+                                  export_demo, import_demo, load_gold)
+from prunelens.data import DataError, Example
+from prunelens.layout import render
+from prunelens.pruning import prune_examples
+
+DATA = Path(__file__).parent / "data"
+
+
+def labels_of(question, reasoning, pieces):
+    """Label the given substrings (in order) of ``reasoning`` as if they were tokens."""
+    spans, start = [], 0
+    for piece in pieces:
+        start = reasoning.index(piece, start)
+        spans.append((start, start + len(piece)))
+        start += len(piece)
+    return RuleAnnotator().label_tokens(question, reasoning, spans)
+
+
+def test_rules_from_categories_md():
+    q = "Janet's ducks lay 16 eggs per day. She sells the rest at the market for $2 each."
+    r = "Total: she sells 16 - 3 = 13 eggs. So she makes 13 * $2 = $26 at the market. That is 0.25 of it."
+    assert labels_of(q, r, ["Total", ":", " she", " sells", " 16", " -", " 3", " =", " eggs", "."]) == [
+        "VERBAL_MATH", "FUNCTION", "COREFERENCE", "FUNCTION", "SYMBOLIC_MATH", "SYMBOLIC_MATH",
+        "SYMBOLIC_MATH", "SYMBOLIC_MATH", "ENTITY_NAME", "FUNCTION"]
+    assert labels_of(q, r, ["So", " $", "2", " market", "0", ".", "25", "."]) == [
+        "META_DISCOURSE", "SYMBOLIC_MATH", "SYMBOLIC_MATH", "ENTITY_NAME", "SYMBOLIC_MATH",
+        "SYMBOLIC_MATH", "SYMBOLIC_MATH", "FUNCTION"]
+
+
+def test_subword_tokens_share_their_word_label_and_space_is_grammar():
+    q = "Natalia sold clips to 48 of her friends."
+    r = "Natalia sold twice\n as many."
+    labels = labels_of(q, r, ["N", "atal", "ia", " sold", " tw", "ice", "\n", " as"])
+    assert labels[:3] == ["ENTITY_NAME"] * 3
+    assert labels[4:6] == ["VERBAL_MATH"] * 2
+    assert labels[6] == "FUNCTION"
+
+
+def test_we_need_is_meta_but_a_persons_need_is_not():
+    q = "Ellie needs 10 ml of oil."
+    assert labels_of(q, "We need 10 ml.", ["We", " need"]) == ["META_DISCOURSE", "META_DISCOURSE"]
+    assert labels_of(q, "Ellie needs 10 ml.", ["Ellie", " needs"]) == ["ENTITY_NAME", "FUNCTION"]
+
+
+@pytest.mark.parametrize("name,accuracy,macro_f1", [("categories_gold", 0.98, 0.97),
+                                                    ("categories_heldout", 0.96, 0.95)])
+def test_accuracy_floors_on_hand_labelled_gold(name, accuracy, macro_f1):
+    gold = load_gold(DATA / f"{name}.jsonl")
+    assert len(gold) >= 12 and all(label in LABELS for row in gold for *_, label in row["words"])
+    result = evaluate(RuleAnnotator(), gold)
+    assert result["accuracy"] >= accuracy and result["macro_f1"] >= macro_f1
+
+
+def test_gold_set_covers_both_sources_and_every_label():
+    gold = load_gold(DATA / "categories_gold.jsonl")
+    assert len(gold) >= 25
+    assert {row["id"].rsplit("-", 1)[0].rstrip("-0123456789") for row in gold} >= {"gsm8k", "gsm-symbolic"}
+    assert {label for row in gold for *_, label in row["words"]} == set(LABELS)
+    for row in gold:  # every non-space character of the chain is in exactly one labelled word
+        covered = "".join(row["reasoning"][s:e] for s, e, _, _ in row["words"])
+        assert covered == "".join(row["reasoning"].split())
+
+
+@pytest.fixture(scope="module")
+def pruned_run(tiny_model, short_chains, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cat-run")
+    prune_examples(tiny_model, short_chains[:3], out, "truncate", show_progress=False)
+    return out
+
+
+def test_annotate_run_and_demo_round_trip(pruned_run, tmp_path):
+    path = annotate_run(pruned_run)
+    cats = pd.read_parquet(path)
+    tokens = pd.read_parquet(pruned_run / "tokens.parquet")
+    assert list(cats.columns) == ["example_id", "position", "token_text", "char_start", "char_end", "category"]
+    assert cats[["example_id", "position"]].equals(tokens[["example_id", "position"]])
+    assert set(cats.category) <= set(LABELS) and cats.category.nunique() >= 3
+    demo = export_demo(pruned_run, tmp_path / "demo.jsonl", justification="rules")
+    back = import_demo(demo)
+    joined = tokens.merge(cats, on=["example_id", "position", "token_text"])
+    assert list(back.example_id) == list(joined.example_id)
+    assert list(back.position) == list(joined.position)
+    assert list(back.token_text) == list(joined.token_text)
+    assert list(back.category) == list(joined.category)
+    assert list(back.deleted_step) == list(joined.deleted_step)
+    assert set(back.justification) == {"rules"}
+
+
+def test_annotate_raw_data_tokenises_like_prune(tiny_model, short_chains, pruned_run, tmp_path):
+    path = annotate_examples(tiny_model, short_chains[:3], tmp_path)
+    raw = pd.read_parquet(path)
+    assert raw.equals(pd.read_parquet(annotate_run(pruned_run)))
+
+
+def test_a_plugged_in_annotator_replaces_the_rules(pruned_run, tmp_path):
+    class Shouty:
+        name = "shouty"
+
+        def label_tokens(self, question, reasoning, spans):
+            return ["META_DISCOURSE"] * len(spans)
+
+    cats = pd.read_parquet(annotate_run(pruned_run, Shouty()))
+    assert set(cats.category) == {"META_DISCOURSE"}
+
+    class Broken(Shouty):
+        def label_tokens(self, question, reasoning, spans):
+            return ["NOUN"] * len(spans)
+
+    with pytest.raises(ValueError, match="unknown labels \\['NOUN'\\]"):
+        annotate_run(pruned_run, Broken())
+
+
+def test_import_demo_names_bad_lines(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"question": "q", "reason_tokens_json": [{"token_position": 0}]}\n')
+    with pytest.raises(DataError, match="bad.jsonl, line 1: not in the demo format"):
+        import_demo(path)
