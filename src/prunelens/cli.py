@@ -28,19 +28,29 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed for generated data and random orders")
     parser.add_argument("--skip-bad", action="store_true",
                         help="skip bad input lines and examples (reporting how many) instead of stopping")
+    parser.add_argument("--max-tokens", type=int, default=None,
+                        help="use only chains whose reasoning has at most this many tokens (then --limit)")
 
 
 def _load(args) -> tuple:
     from .data import load_examples
     from .models import load_model
 
+    from .layout import select_short
+
     skipped: list[str] = []
-    examples = load_examples(args.data, args.limit, args.seed, args.skip_bad, skipped)
+    model = load_model(args.model, args.device)
+    if args.max_tokens is None:
+        examples = load_examples(args.data, args.limit, args.seed, args.skip_bad, skipped)
+    else:  # generated data: make enough candidates; files: read them all, then filter
+        pool = 10 * (args.limit or 100) if args.data == "gsm-symbolic" else None
+        examples = load_examples(args.data, pool, args.seed, args.skip_bad, skipped)
+        examples = select_short(examples, model.tokenizer, args.max_tokens, args.limit)
     for message in skipped:
         print(f"skipped: {message}", file=sys.stderr)
     if skipped:
         print(f"skipped {len(skipped)} bad line(s) of {args.data}", file=sys.stderr)
-    return load_model(args.model, args.device), examples
+    return model, examples
 
 
 def cmd_info(args) -> None:
@@ -97,6 +107,46 @@ def cmd_annotate(args) -> None:
     print(f"categories -> {path}")
 
 
+def cmd_analyze(args) -> None:
+    from .analysis import analyze, headline
+
+    tables = analyze(args.run, args.out)
+    print(f"analysis -> {args.out or Path(args.run) / 'analysis'}: {', '.join(sorted(tables))}")
+    for key, value in headline(tables).items():
+        print(f"  {key}: {value:.3f}")
+
+
+def cmd_figures(args) -> None:
+    from .figures import make_figures
+
+    paths = make_figures(args.run, args.out, args.compare)
+    print(f"{len(paths)} files -> {args.out}")
+
+
+def cmd_view(args) -> None:
+    from .viewer import write_viewer
+
+    print(f"viewer -> {write_viewer(args.run, args.out)}")
+
+
+def cmd_demo(args) -> None:
+    from .layout import select_short
+    from .data import load_examples
+    from .models import load_model
+    from .pipeline import run_pipeline
+
+    model = load_model(args.model, args.device)
+    examples = select_short(load_examples("gsm-symbolic", 10 * args.limit, args.seed), model.tokenizer,
+                            args.max_tokens, args.limit)
+    result = run_pipeline(model, examples, args.out, args.method, seed=args.seed)
+    print(f"\nrun:      {result['run']}  (examples.parquet, tokens.parquet, features.parquet, categories.parquet)")
+    print(f"analysis: {result['analysis']}")
+    print(f"figures:  {result['figures']}  ({result['n_figures']} files)")
+    print(f"viewer:   {result['viewer']}")
+    for key, value in result["headline"].items():
+        print(f"  {key}: {value:.3f}")
+
+
 def cmd_merge(args) -> None:
     from .store import StageStore
 
@@ -148,6 +198,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--import-demo", default=None, metavar="FILE.jsonl",
                    help="read categories made elsewhere in the demo format into --out/categories.parquet")
     p.set_defaults(func=cmd_annotate)
+
+    p = sub.add_parser("analyze", help="regressions, classifiers and category survival tables of a run")
+    p.add_argument("run", help="run directory with tokens (and features, categories)")
+    p.add_argument("--out", default=None, help="output directory (default: RUN/analysis)")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("figures", help="paper figures (PNG and PDF) of a run")
+    p.add_argument("run", help="analysed run directory")
+    p.add_argument("--compare", nargs="*", default=[], help="other runs whose trajectories to draw beside")
+    p.add_argument("--out", required=True, help="output directory")
+    p.set_defaults(func=cmd_figures)
+
+    p = sub.add_parser("view", help="write one self-contained HTML page to step through a run")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--out", required=True, help="FILE.html")
+    p.set_defaults(func=cmd_view)
+
+    p = sub.add_parser("demo", help="the whole pipeline on GSM-Symbolic chains with the embedded model")
+    _model_arg(p)
+    p.add_argument("--limit", type=int, default=8, help="how many chains")
+    p.add_argument("--max-tokens", type=int, default=60, help="only chains with at most this many reasoning tokens")
+    p.add_argument("--method", choices=METHODS, default="greedy", help="pruning method (default: exact greedy)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/demo", help="output directory")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("merge", help="join the finished parts of shards into the run's tables")
     p.add_argument("run", help="run directory")

@@ -80,3 +80,14 @@ def render_text(example: Example, tokenizer) -> str:
     """The text whose tokens ``render`` returns: prompt + reasoning + answer line + end of turn."""
     prompt, end = _template_parts(tokenizer, example.question)
     return prompt + example.reasoning + ANSWER_PREFIX + example.answer + end
+
+
+def select_short(examples, tokenizer, max_tokens: int, limit: int | None = None) -> list:
+    """The first ``limit`` examples whose reasoning is at most ``max_tokens`` tokens long, in order."""
+    chosen = []
+    for example in examples:
+        if limit is not None and len(chosen) >= limit:
+            break
+        if len(tokenizer(example.reasoning, add_special_tokens=False)["input_ids"]) <= max_tokens:
+            chosen.append(example)
+    return chosen

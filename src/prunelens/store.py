@@ -26,6 +26,12 @@ class RunError(RuntimeError):
     """A run directory is missing a table or was made with other settings."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write) -> Path:
     """Call ``write(tmp_path)`` then rename onto ``path``: readers never see a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,6 +39,7 @@ def atomic_write(path: Path, write) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs follow the umask
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

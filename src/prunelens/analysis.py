@@ -1,0 +1,339 @@
+"""Does attention predict pruning order, and which categories survive? Tidy tables from a run.
+
+``analyze(RUN)`` joins ``tokens``, ``features`` and ``categories`` on ``(example_id, position)`` and
+writes CSV tables under ``RUN/analysis/``. Every model is cross-validated by example (GroupKFold):
+no example is in both training and test folds. Any method's run works, so greedy can be set
+beside the baselines.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .categories import LABELS
+from .pruning import n_to_delete
+from .store import read_table, write_table, write_text
+
+KEEP_RATIOS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
+BASELINE_FEATURES = ("surprisal", "position_norm", "is_digit", "is_punct", "token_chars")
+BOOTSTRAP = 1000
+
+
+def load_tokens(run: str | Path) -> pd.DataFrame:
+    """The run's token table joined with its features and categories where they exist."""
+    run = Path(run)
+    table = read_table(run, "tokens")
+    for name in ("features", "categories"):
+        if (run / f"{name}.parquet").exists():
+            extra = pd.read_parquet(run / f"{name}.parquet")
+            extra = extra.drop(columns=[c for c in extra.columns if c in table.columns and c not in ("example_id", "position")])
+            table = table.merge(extra, on=["example_id", "position"], how="left", validate="one_to_one")
+    return table
+
+
+def feature_sets(columns: Sequence[str]) -> dict[str, list[str]]:
+    """Named groups of feature columns: attention, each layer's attention, sparsity, baseline, all."""
+    plain = [c for c in columns if "@" not in c]
+    attention = [c for c in plain if c.startswith("attn_")]
+    sparsity = [c for c in plain if c.startswith(("mlp_sparsity.", "resid_hoyer."))]
+    baseline = [c for c in BASELINE_FEATURES if c in plain]
+    sets = {"attention": attention, "sparsity": sparsity, "baseline": baseline,
+            "all": attention + sparsity + baseline}
+    layers = sorted({int(m.group(1)) for c in attention if (m := re.search(r"\.L(\d+)", c))})
+    for layer in layers:
+        sets[f"attention L{layer}"] = [c for c in attention if re.search(rf"\.L{layer}(\.|$)", c)]
+    return {name: cols for name, cols in sets.items() if cols}
+
+
+def _family(column: str) -> str:
+    return column.split(".")[0] if "." in column else "baseline"
+
+
+def _layer(column: str) -> int | None:
+    m = re.search(r"\.L(\d+)", column)
+    return int(m.group(1)) if m else None
+
+
+def _models(kind: str):
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if kind == "regression":
+        return {"ridge": lambda: make_pipeline(StandardScaler(), Ridge(alpha=10.0)),
+                "boosting": lambda: HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, random_state=0)}
+    return {"logistic": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
+            "boosting": lambda: HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=0)}
+
+
+def _folds(groups: np.ndarray, n_splits: int = 5):
+    from sklearn.model_selection import GroupKFold
+
+    n = len(np.unique(groups))
+    if n < 2:
+        raise ValueError("cross-validation by example needs at least 2 examples in the run")
+    return list(GroupKFold(n_splits=min(n_splits, n)).split(np.zeros(len(groups)), groups=groups))
+
+
+def cross_predict(make_model, x: np.ndarray, y: np.ndarray, groups: np.ndarray, proba: bool = False) -> np.ndarray:
+    """Out-of-fold predictions, folds grouped by example."""
+    out = np.zeros(len(y), dtype=float)
+    for train, test in _folds(groups):
+        model = make_model().fit(x[train], y[train])
+        out[test] = model.predict_proba(x[test])[:, 1] if proba else model.predict(x[test])
+    return out
+
+
+def bootstrap_ci(values: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap interval of the mean of ``values``."""
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if len(values) < 2:
+        return (np.nan, np.nan)
+    rng = np.random.default_rng(seed)
+    means = rng.choice(values, size=(BOOTSTRAP, len(values)), replace=True).mean(1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman correlation, NaN (without a warning) when either side is constant or too short."""
+    if len(a) < 3 or np.std(a) == 0 or np.std(b) == 0:
+        return float("nan")
+    return float(stats.spearmanr(a, b)[0])
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) < 3 or np.std(a) == 0 or np.std(b) == 0:
+        return float("nan")
+    return float(stats.pearsonr(a, b)[0])
+
+
+def _per_example_spearman(frame: pd.DataFrame, predicted: np.ndarray, target: str) -> np.ndarray:
+    values = frame[target].to_numpy(float)
+    return np.array([_spearman(values[idx], predicted[idx]) for idx in frame.groupby("example_id").indices.values()])
+
+
+def rank_regression(tokens: pd.DataFrame, models: Sequence[str] = ("ridge", "boosting"),
+                    layer_models: Sequence[str] = ("ridge",)) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predict ``rank_norm`` from each feature set; also return the out-of-fold predictions."""
+    frame = tokens.dropna(subset=["rank_norm"]).reset_index(drop=True)
+    y, groups = frame["rank_norm"].to_numpy(float), frame["example_id"].to_numpy()
+    rows, predictions = [], frame[["example_id", "position", "rank_norm"]].copy()
+    for name, cols in feature_sets(frame.columns).items():
+        x = frame[cols].to_numpy(float)
+        for model_name in (layer_models if name.startswith("attention L") else models):
+            pred = cross_predict(_models("regression")[model_name], x, y, groups)
+            per_example = _per_example_spearman(frame, pred, "rank_norm")
+            low, high = bootstrap_ci(per_example)
+            rows.append({"feature_set": name, "model": model_name, "n_features": len(cols),
+                         "spearman": _spearman(y, pred), "pearson": _pearson(y, pred),
+                         "r2": 1 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2),
+                         "example_spearman_mean": np.nanmean(per_example) if np.isfinite(per_example).any() else np.nan,
+                         "example_spearman_ci_low": low, "example_spearman_ci_high": high})
+            if name in ("attention", "all"):
+                predictions[f"{name}/{model_name}"] = pred
+    return pd.DataFrame(rows), predictions
+
+
+def permutation_importance(tokens: pd.DataFrame, repeats: int = 3, seed: int = 0) -> pd.DataFrame:
+    """Drop in held-out Spearman when a family's (or a layer's) columns are shuffled together."""
+    frame = tokens.dropna(subset=["rank_norm"]).reset_index(drop=True)
+    cols = feature_sets(frame.columns)["all"]
+    x, y, groups = frame[cols].to_numpy(float), frame["rank_norm"].to_numpy(float), frame["example_id"].to_numpy()
+    blocks = {f"family {f}": [i for i, c in enumerate(cols) if _family(c) == f] for f in sorted({_family(c) for c in cols})}
+    blocks.update({f"layer {l}": [i for i, c in enumerate(cols) if _layer(c) == l]
+                   for l in sorted({_layer(c) for c in cols if _layer(c) is not None})})
+    rng = np.random.default_rng(seed)
+    drops = {name: [] for name in blocks}
+    for train, test in _folds(groups):
+        model = _models("regression")["ridge"]().fit(x[train], y[train])
+        base = _spearman(y[test], model.predict(x[test]))
+        for name, idx in blocks.items():
+            for _ in range(repeats):
+                shuffled = x[test].copy()
+                shuffled[:, idx] = shuffled[rng.permutation(len(test))][:, idx]
+                drops[name].append(base - _spearman(y[test], model.predict(shuffled)))
+    return pd.DataFrame([{"block": name, "kind": name.split()[0], "spearman_drop": float(np.mean(v)),
+                          "spearman_drop_sd": float(np.std(v))} for name, v in drops.items()])
+
+
+def drop_regression(tokens: pd.DataFrame) -> pd.DataFrame:
+    """Predict the first-step objective drop of deleting each token from attention features."""
+    if "drop_first" not in tokens or tokens["drop_first"].isna().all():
+        return pd.DataFrame([{"note": "no first-step drops in this run (only greedy methods record them)"}])
+    frame = tokens.dropna(subset=["drop_first"]).reset_index(drop=True)
+    y, groups = frame["drop_first"].to_numpy(float), frame["example_id"].to_numpy()
+    rows = []
+    for name in ("attention", "all"):
+        cols = feature_sets(frame.columns).get(name)
+        if not cols:
+            continue
+        for model_name, make in _models("regression").items():
+            pred = cross_predict(make, frame[cols].to_numpy(float), y, groups)
+            rows.append({"feature_set": name, "model": model_name, "pearson": _pearson(y, pred),
+                         "spearman": _spearman(y, pred),
+                         "r2": 1 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2),
+                         "published_pearson": 0.88})
+    return pd.DataFrame(rows)
+
+
+def present_at(tokens: pd.DataFrame, ratio: float) -> pd.Series:
+    """Whether each token is still in the chain once ``ratio`` of its example's tokens are kept."""
+    n = tokens.groupby("example_id")["position"].transform("size")
+    limit = np.array([n_to_delete(int(k), ratio) for k in n])
+    step = tokens["deleted_step"].astype("float").to_numpy()
+    return pd.Series(np.isnan(step) | (step > limit), index=tokens.index)
+
+
+def category_survival(tokens: pd.DataFrame, ratios: Sequence[float] = KEEP_RATIOS, seed: int = 0) -> pd.DataFrame:
+    """Share of each category still present at each keep ratio, against uniform deletion."""
+    rng = np.random.default_rng(seed)
+    examples = tokens["example_id"].unique()
+    index = {e: i for i, e in enumerate(examples)}
+    rows = []
+    for ratio in ratios:
+        frame = tokens.assign(present=present_at(tokens, ratio))
+        n = frame.groupby("example_id")["position"].transform("size")
+        frame["expected"] = 1 - np.array([n_to_delete(int(k), ratio) for k in n]) / n
+        per = frame.groupby(["category", "example_id"]).agg(present=("present", "sum"), expected=("expected", "sum"),
+                                                           count=("present", "size")).reset_index()
+        for category in [c for c in LABELS if c in set(per.category)]:
+            sub = per[per.category == category]
+            ids = sub.example_id.map(index).to_numpy()
+            mat = np.zeros((3, len(examples)))
+            mat[:, ids] = sub[["present", "expected", "count"]].to_numpy().T
+            draws = rng.integers(0, len(examples), size=(BOOTSTRAP, len(examples)))
+            boot = mat[0][draws].sum(1) / np.maximum(mat[1][draws].sum(1), 1e-12)
+            rows.append({"category": category, "keep_ratio": ratio, "tokens": int(mat[2].sum()),
+                         "survival": mat[0].sum() / mat[2].sum(), "uniform": mat[1].sum() / mat[2].sum(),
+                         "ratio": mat[0].sum() / mat[1].sum(),
+                         "ratio_ci_low": np.nanpercentile(boot, 2.5), "ratio_ci_high": np.nanpercentile(boot, 97.5)})
+    return pd.DataFrame(rows)
+
+
+def category_rank(tokens: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Mean normalised deletion rank per category; Kruskal-Wallis and pairwise Mann-Whitney (BH-corrected)."""
+    frame = tokens.dropna(subset=["rank_norm", "category"])
+    groups = {c: frame.loc[frame.category == c, "rank_norm"].to_numpy(float) for c in LABELS if (frame.category == c).any()}
+    summary = pd.DataFrame([{"category": c, "tokens": len(v), "mean_rank_norm": v.mean(), "median_rank_norm": np.median(v),
+                             "ci_low": bootstrap_ci(v)[0], "ci_high": bootstrap_ci(v)[1]} for c, v in groups.items()])
+    if len(groups) > 1:
+        h, p = stats.kruskal(*groups.values())
+        summary["kruskal_h"], summary["kruskal_p"] = h, p
+    pairs = []
+    names = list(groups)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            u, p = stats.mannwhitneyu(groups[a], groups[b])
+            pairs.append({"a": a, "b": b, "u": u, "p": p,
+                          "effect_rank_biserial": 1 - 2 * u / (len(groups[a]) * len(groups[b]))})
+    pairs = pd.DataFrame(pairs)
+    if len(pairs):
+        pairs["p_bh"] = stats.false_discovery_control(pairs["p"].to_numpy())
+    return summary, pairs
+
+
+def survival_classifier(tokens: pd.DataFrame, ratio: float = 0.5) -> pd.DataFrame:
+    """AUC of telling kept from deleted tokens at ``ratio`` from each feature set."""
+    from sklearn.metrics import roc_auc_score
+
+    frame = tokens.reset_index(drop=True)
+    y = present_at(frame, ratio).to_numpy(int)
+    groups = frame["example_id"].to_numpy()
+    rows = []
+    for name, cols in feature_sets(frame.columns).items():
+        if name.startswith("attention L"):
+            continue
+        for model_name, make in _models("classification").items():
+            pred = cross_predict(make, frame[cols].to_numpy(float), y, groups, proba=True)
+            rows.append({"feature_set": name, "model": model_name, "keep_ratio": ratio,
+                         "kept_share": y.mean(), "auc": roc_auc_score(y, pred)})
+    return pd.DataFrame(rows)
+
+
+def category_classifier(tokens: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """How well internal features (attention, sparsity) alone tell a token's category."""
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    frame = tokens.dropna(subset=["category"]).reset_index(drop=True)
+    sets = feature_sets(frame.columns)
+    cols = sets.get("attention", []) + sets.get("sparsity", [])
+    y, groups = frame["category"].to_numpy(), frame["example_id"].to_numpy()
+    labels = [c for c in LABELS if c in set(y)]
+    pred = np.empty(len(y), dtype=object)
+    for train, test in _folds(groups):
+        model = _models("classification")["logistic"]().fit(frame.loc[train, cols].to_numpy(float), y[train])
+        pred[test] = model.predict(frame.loc[test, cols].to_numpy(float))
+    majority = pd.Series(y).value_counts().idxmax()
+    scores = pd.DataFrame([{"features": "attention+sparsity", "model": "logistic",
+                            "macro_f1": f1_score(y, pred, labels=labels, average="macro"),
+                            "accuracy": float(np.mean(pred == y)),
+                            "majority_accuracy": float(np.mean(y == majority))}])
+    confusion = pd.DataFrame(confusion_matrix(y, pred, labels=labels), index=labels, columns=labels)
+    return scores, confusion.rename_axis("gold").reset_index()
+
+
+def analyze(run: str | Path, out: str | Path | None = None, show_progress: bool = True) -> dict[str, pd.DataFrame]:
+    """Write every analysis table of ``run`` under ``out`` (default ``RUN/analysis``); return them."""
+    from tqdm.auto import tqdm
+
+    tokens = load_tokens(run)
+    out = Path(out) if out else Path(run) / "analysis"
+    has_features = "attn_answer.mean" in tokens
+    has_categories = "category" in tokens
+    jobs = []
+    if has_features:
+        jobs += [("rank_regression", lambda: rank_regression(tokens)),
+                 ("rank_importance", lambda: permutation_importance(tokens)),
+                 ("drop_regression", lambda: drop_regression(tokens)),
+                 ("survival_classifier", lambda: survival_classifier(tokens))]
+    if has_categories:
+        jobs += [("category_survival", lambda: category_survival(tokens)),
+                 ("category_rank", lambda: category_rank(tokens))]
+    if has_features and has_categories:
+        jobs.append(("category_classifier", lambda: category_classifier(tokens)))
+    if not jobs:
+        raise ValueError(f"{run} has neither features nor categories: run `prunelens features` and `prunelens annotate`")
+    tables: dict[str, pd.DataFrame] = {}
+    extra = {"rank_regression": "rank_predictions", "category_rank": "category_pairs",
+             "category_classifier": "category_confusion"}
+    for name, job in tqdm(jobs, desc="analysis", unit="table", disable=not show_progress):
+        result = job()
+        if isinstance(result, tuple):
+            tables[name], tables[extra[name]] = result
+        else:
+            tables[name] = result
+    for name, table in tables.items():
+        if name == "rank_predictions":
+            write_table(table, out / f"{name}.parquet")
+        else:
+            write_text(table.to_csv(index=False), out / f"{name}.csv")
+    return tables
+
+
+def headline(tables: dict[str, pd.DataFrame]) -> dict[str, float]:
+    """The numbers a run is summarised by: category ratios at keep 0.5, attention-to-rank Spearman."""
+    out: dict[str, float] = {}
+    if "category_survival" in tables:
+        half = tables["category_survival"]
+        for row in half[np.isclose(half.keep_ratio, 0.5)].itertuples():
+            out[f"ratio@0.5 {row.category}"] = float(row.ratio)
+    if "rank_regression" in tables:
+        reg = tables["rank_regression"]
+        for model in ("ridge", "boosting"):
+            hit = reg[(reg.feature_set == "attention") & (reg.model == model)]
+            if len(hit):
+                out[f"attention->rank spearman ({model})"] = float(hit.spearman.iloc[0])
+    if "drop_regression" in tables and "pearson" in tables["drop_regression"]:
+        best = tables["drop_regression"]
+        hit = best[best.feature_set == "attention"]
+        if len(hit):
+            out["attention->first-step drop pearson (best)"] = float(hit.pearson.max())
+    return out

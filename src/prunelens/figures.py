@@ -1,0 +1,186 @@
+"""Paper figures of a run (PNG and PDF), in the category colours of CATEGORIES.md.
+
+``make_figures(RUN, OUT, compare=[RUN2, ...])`` reads the run's tables and ``RUN/analysis/`` (made
+by ``analyze``) and writes one file pair per figure; compared runs add their trajectories.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .analysis import _spearman, load_tokens  # noqa: E402
+from .categories import COLOURS, DISPLAY, LABELS, colour  # noqa: E402
+from .store import RunError, read_table  # noqa: E402
+
+
+def _save(fig, out: Path, name: str) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.{ext}" for ext in ("png", "pdf")]
+    for path in paths:
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def _analysis(run: Path, name: str, suffix: str = "csv") -> pd.DataFrame:
+    path = run / "analysis" / f"{name}.{suffix}"
+    if not path.exists():
+        raise RunError(f"{path} does not exist: run `prunelens analyze {run}` first")
+    return pd.read_csv(path) if suffix == "csv" else pd.read_parquet(path)
+
+
+def survival_figure(survival: pd.DataFrame, title: str):
+    """Survival of each category against keep ratio, with the uniform-deletion line; ratio panel."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for category in [c for c in LABELS if c in set(survival.category)]:
+        rows = survival[survival.category == category].sort_values("keep_ratio")
+        c = colour(category)
+        left.plot(rows.keep_ratio, rows.survival, "o-", color=c, label=DISPLAY[category])
+        right.plot(rows.keep_ratio, rows.ratio, "o-", color=c, label=DISPLAY[category])
+        right.fill_between(rows.keep_ratio, rows.ratio_ci_low, rows.ratio_ci_high, color=c, alpha=0.15)
+    uniform = survival.groupby("keep_ratio").uniform.mean()
+    left.plot(uniform.index, uniform.values, "k--", label="uniform")
+    right.axhline(1, color="k", ls="--", lw=1)
+    left.set(xlabel="keep ratio", ylabel="share of category still present", title=f"Category survival: {title}")
+    right.set(xlabel="keep ratio", ylabel="survival / uniform (95% CI)", title="Against uniform deletion")
+    for ax in (left, right):
+        ax.invert_xaxis()
+    left.legend(fontsize=8)
+    return fig
+
+
+def rank_figure(tokens: pd.DataFrame, title: str):
+    """Normalised deletion rank by category (later = kept longer)."""
+    frame = tokens.dropna(subset=["rank_norm", "category"])
+    order = frame.groupby("category").rank_norm.mean().sort_values().index.tolist()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    parts = ax.boxplot([frame.loc[frame.category == c, "rank_norm"] for c in order], patch_artist=True,
+                       tick_labels=[DISPLAY[c] for c in order], showmeans=True)
+    for patch, c in zip(parts["boxes"], order):
+        patch.set_facecolor(colour(c))
+    ax.set(ylabel="deletion step / N (1 = deleted last)", title=f"Deletion rank by category: {title}")
+    return fig
+
+
+def heatmap_figure(tokens: pd.DataFrame, title: str):
+    """Spearman correlation of each head's attention from the answer with the deletion rank."""
+    frame = tokens.dropna(subset=["rank_norm"])
+    cols = [c for c in frame.columns if c.startswith("attn_answer.L") and ".H" in c and "@" not in c]
+    layers = sorted({int(c.split(".L")[1].split(".")[0]) for c in cols})
+    heads = sorted({int(c.split(".H")[1]) for c in cols})
+    grid = np.full((len(layers), len(heads)), np.nan)
+    y = frame.rank_norm.to_numpy(float)
+    for i, layer in enumerate(layers):
+        for j, head in enumerate(heads):
+            grid[i, j] = _spearman(frame[f"attn_answer.L{layer}.H{head}"].to_numpy(float), y)
+    fig, ax = plt.subplots(figsize=(1 + 0.45 * len(heads), 1 + 0.22 * len(layers)))
+    limit = np.nanmax(np.abs(grid)) if np.isfinite(grid).any() else 1
+    image = ax.imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    ax.set(xticks=range(len(heads)), xticklabels=heads, yticks=range(len(layers)), yticklabels=layers,
+           xlabel="head", ylabel="layer", title=f"Spearman(attention from answer, rank)\n{title}")
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    return fig
+
+
+def predicted_figure(predictions: pd.DataFrame, title: str):
+    """Cross-validated predicted rank against actual rank."""
+    column = next(c for c in ("all/boosting", "attention/boosting", "all/ridge", "attention/ridge") if c in predictions)
+    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    ax.hexbin(predictions.rank_norm, predictions[column], gridsize=30, cmap="Blues", mincnt=1)
+    rho = _spearman(predictions.rank_norm.to_numpy(float), predictions[column].to_numpy(float))
+    ax.plot([0, 1], [0, 1], "k--", lw=1)
+    ax.set(xlabel="actual rank (deletion step / N)", ylabel=f"predicted ({column}, grouped CV)",
+           title=f"Predicted vs actual rank: {title}\nSpearman {rho:.2f}")
+    return fig
+
+
+def trajectory_figure(runs: Sequence[tuple[str, pd.DataFrame]]):
+    """Objective after each deletion against the fraction deleted, mean and spread over examples."""
+    grid = np.linspace(0, 1, 101)
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for label, examples in runs:
+        curves = []
+        for traj, n in zip(examples.objective_trajectory, examples.n_reasoning):
+            traj = np.asarray(traj, dtype=float)
+            deleted = np.arange(len(traj)) / n  # fraction deleted after each step; keep ratios stop early
+            curves.append(np.where(grid <= deleted[-1] + 1e-9, np.interp(grid, deleted, traj), np.nan))
+        curves = np.array(curves)
+        mean, sd = np.nanmean(curves, 0), np.nanstd(curves, 0)
+        line = ax.plot(grid, mean, label=f"{label} (n={len(curves)})")[0]
+        ax.fill_between(grid, mean - sd, mean + sd, color=line.get_color(), alpha=0.12)
+    ax.set(xlabel="fraction of reasoning tokens deleted", ylabel="objective (mean log-prob)",
+           title="Objective trajectory")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def position_figure(tokens: pd.DataFrame, title: str):
+    """Where in the chain tokens sit against when they are deleted."""
+    frame = tokens.dropna(subset=["rank_norm"])
+    position = frame.position / frame.groupby("example_id").position.transform("size")
+    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    ax.hexbin(position, frame.rank_norm, gridsize=25, cmap="Purples", mincnt=1)
+    rho = _spearman(position.to_numpy(float), frame.rank_norm.to_numpy(float))
+    ax.set(xlabel="position in chain / N", ylabel="deletion step / N", title=f"Position vs deletion: {title}\nSpearman {rho:.2f}")
+    return fig
+
+
+def example_figure(tokens: pd.DataFrame, example_id: str, width: int = 70):
+    """One chain, tokens coloured by category, each with its deletion step (blank: never deleted)."""
+    rows = tokens[tokens.example_id == example_id].sort_values("position")
+    lines, line, used = [], [], 0
+    for row in rows.itertuples():
+        text = row.token_text.replace("\n", "⏎")
+        if used + len(text) > width and line:
+            lines.append(line)
+            line, used = [], 0
+        line.append((used, text, row.category, row.deleted_step))
+        used += max(len(text), 1)
+        if "\n" in row.token_text:
+            lines.append(line)
+            line, used = [], 0
+    lines.append(line)
+    fig, ax = plt.subplots(figsize=(width * 0.13, 0.55 * len(lines) + 0.8))
+    ax.set(xlim=(0, width), ylim=(len(lines), -0.6))
+    ax.axis("off")
+    for k, line in enumerate(lines):
+        for x, text, category, step in line:
+            ax.text(x + 0.05, k, text, family="monospace", fontsize=9, va="center",
+                    bbox=dict(boxstyle="square,pad=0.1", fc=np.array(COLOURS.get(category, (220, 220, 220))) / 255, ec="none"))
+            ax.text(x + 0.05, k + 0.33, "" if pd.isna(step) else str(int(step)), family="monospace", fontsize=5.5, color="0.3")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colour(c)) for c in LABELS]
+    ax.legend(handles, [DISPLAY[c] for c in LABELS], ncol=6, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 1.12), frameon=False)
+    ax.set_title(textwrap.shorten(f"{example_id}: tokens by category, small numbers = deletion step", 100), pad=22)
+    return fig
+
+
+def make_figures(run: str | Path, out: str | Path, compare: Sequence[str | Path] = ()) -> list[Path]:
+    """Write every figure of ``run`` (and the trajectories of ``compare``) into ``out``."""
+    run, out = Path(run), Path(out)
+    tokens = load_tokens(run)
+    examples = read_table(run, "examples")
+    title = f"{examples.model.iloc[0]}, {examples.method.iloc[0]}, {len(examples)} chains"
+    paths: list[Path] = []
+    trajectories = [(f"{examples.method.iloc[0]} ({run.name})", examples)]
+    for other in compare:
+        ex = read_table(other, "examples")
+        trajectories.append((f"{ex.method.iloc[0]} ({Path(other).name})", ex))
+    paths += _save(trajectory_figure(trajectories), out, "trajectory")
+    paths += _save(position_figure(tokens, title), out, "position_vs_step")
+    if "category" in tokens:
+        paths += _save(survival_figure(_analysis(run, "category_survival"), title), out, "category_survival")
+        paths += _save(rank_figure(tokens, title), out, "rank_by_category")
+        paths += _save(example_figure(tokens, examples.example_id.iloc[0]), out, "example_chain")
+    if "attn_answer.mean" in tokens:
+        paths += _save(heatmap_figure(tokens, title), out, "attention_heatmap")
+        paths += _save(predicted_figure(_analysis(run, "rank_predictions", "parquet"), title), out, "predicted_vs_actual")
+    return paths

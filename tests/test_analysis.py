@@ -1,0 +1,166 @@
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prunelens.analysis import analyze, category_survival, headline, load_tokens, present_at
+from prunelens.categories import annotate_run
+from prunelens.features import features_run
+from prunelens.figures import make_figures
+from prunelens.pruning import n_to_delete, prune_examples
+from prunelens.viewer import write_viewer
+
+
+@pytest.fixture(scope="module")
+def full_run(tiny_model, short_chains, tmp_path_factory):
+    """A greedy run and a random run of 6 chains with features and categories (tiny model)."""
+    root = tmp_path_factory.mktemp("analysis")
+    runs = {}
+    for method in ("greedy", "random"):
+        out = root / method
+        prune_examples(tiny_model, short_chains[:6], out, method, show_progress=False)
+        features_run(tiny_model, out, show_progress=False)
+        annotate_run(out)
+        runs[method] = out
+    return runs
+
+
+def test_survival_against_uniform_by_hand():
+    # two examples of 4 tokens; at keep 0.5 two of each go. Symbolic tokens are deleted last.
+    tokens = pd.DataFrame({
+        "example_id": ["a"] * 4 + ["b"] * 4, "position": [0, 1, 2, 3] * 2,
+        "deleted_step": pd.array([4, 1, 2, 3, 3, 1, 4, 2], dtype="Int64"),
+        "category": ["SYMBOLIC_MATH", "FUNCTION", "FUNCTION", "SYMBOLIC_MATH"] * 2,
+    })
+    assert present_at(tokens, 0.5).tolist() == [True, False, False, True, True, False, True, False]
+    table = category_survival(tokens, ratios=[0.5]).set_index("category")
+    assert table.loc["SYMBOLIC_MATH", "survival"] == 0.75 and table.loc["FUNCTION", "survival"] == 0.25
+    assert table.loc["SYMBOLIC_MATH", "uniform"] == 0.5
+    assert table.loc["SYMBOLIC_MATH", "ratio"] == 1.5 and table.loc["FUNCTION", "ratio"] == 0.5
+
+
+def test_analyze_writes_every_table_with_grouped_cv(full_run):
+    tables = analyze(full_run["greedy"], show_progress=False)
+    out = full_run["greedy"] / "analysis"
+    for name in ("rank_regression", "rank_importance", "drop_regression", "category_survival", "category_rank",
+                 "category_pairs", "survival_classifier", "category_classifier", "category_confusion"):
+        assert (out / f"{name}.csv").exists(), name
+    assert (out / "rank_predictions.parquet").exists()
+    reg = tables["rank_regression"]
+    assert {"attention", "sparsity", "baseline", "all", "attention L0", "attention L1"} <= set(reg.feature_set)
+    assert reg[["spearman", "pearson", "r2"]].notna().all().all()
+    assert (reg.example_spearman_ci_low <= reg.example_spearman_ci_high).all()
+    surv = tables["category_survival"]
+    assert sorted(surv.keep_ratio.unique()) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+    assert ((surv.ratio_ci_low <= surv.ratio + 1e-9) & (surv.ratio <= surv.ratio_ci_high + 1e-9)).all()
+    assert "pearson" in tables["drop_regression"] and (tables["drop_regression"].published_pearson == 0.88).all()
+    assert tables["category_pairs"].p_bh.between(0, 1).all()
+    assert set(headline(tables)) >= {"attention->rank spearman (ridge)", "ratio@0.5 SYMBOLIC_MATH"}
+
+
+def test_rank_predictions_are_out_of_fold(full_run, monkeypatch):
+    """A feature that is the answer itself predicts perfectly in CV; folds never mix examples."""
+    import prunelens.analysis as analysis
+
+    tokens = load_tokens(full_run["greedy"])
+    tokens = tokens[["example_id", "position", "rank_norm"]].assign(**{"attn_answer.L0.H0": tokens.rank_norm})
+    folds = analysis._folds(tokens.example_id.to_numpy())
+    for train, test in folds:
+        assert not set(tokens.example_id.iloc[train]) & set(tokens.example_id.iloc[test])
+    table, _ = analysis.rank_regression(tokens, models=("ridge",))
+    assert table.set_index("feature_set").loc["attention", "spearman"] > 0.99
+
+
+def test_any_method_can_be_analysed(full_run):
+    tables = analyze(full_run["random"], show_progress=False)
+    assert "note" in tables["drop_regression"]  # random deletion records no first-step drops
+    assert len(tables["category_survival"])
+
+
+def test_figures_and_viewer(full_run, tmp_path):
+    analyze(full_run["greedy"], show_progress=False)
+    paths = make_figures(full_run["greedy"], tmp_path / "figs", compare=[full_run["random"]])
+    names = {p.name for p in paths}
+    for stem in ("trajectory", "position_vs_step", "category_survival", "rank_by_category", "example_chain",
+                 "attention_heatmap", "predicted_vs_actual"):
+        assert {f"{stem}.png", f"{stem}.pdf"} <= names
+    assert all(p.stat().st_size > 1000 for p in paths)
+    page = write_viewer(full_run["greedy"], tmp_path / "view.html").read_text()
+    assert "http" not in page.replace("http-equiv", "")  # no network: nothing is fetched
+    assert page.count('"id": "gsm8k-') == 6
+
+
+def chromium_driver():
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        if os.environ.get("CI"):
+            pytest.fail("CI must have Debian's chromium and chromium-driver (make test installs them)")
+        pytest.skip("chromium and chromedriver are not installed (make test installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--window-size=1200,900"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+
+
+def test_viewer_in_headless_chromium(full_run, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    page = write_viewer(full_run["greedy"], tmp_path / "view.html")
+    tokens = pd.read_parquet(full_run["greedy"] / "tokens.parquet")
+    driver = chromium_driver()
+    try:
+        driver.get(page.as_uri())
+        assert driver.find_elements(By.CSS_SELECTOR, ".tok.deleted") == []
+        Select(driver.find_element(By.ID, "example")).select_by_index(2)
+        ex_id = driver.find_element(By.ID, "example").get_attribute("value")
+        rows = tokens[tokens.example_id == tokens.example_id.unique()[int(ex_id)]]
+        assert len(driver.find_elements(By.CSS_SELECTOR, ".tok")) == len(rows)
+        slider = driver.find_element(By.ID, "step")
+        driver.execute_script("arguments[0].value = 5; arguments[0].dispatchEvent(new Event('input'));", slider)
+        deleted = driver.find_elements(By.CSS_SELECTOR, ".tok.deleted")
+        expected = set(rows.position[rows.deleted_step <= 5])
+        assert {int(e.get_attribute("data-position")) for e in deleted} == expected and len(expected) == 5
+        assert driver.find_element(By.ID, "status").text.startswith(f"step 5 / {len(rows)}: {len(rows) - 5} of")
+        title = driver.find_elements(By.CSS_SELECTOR, ".tok")[0].get_attribute("title")
+        assert "deleted at step" in title and "attn_answer.mean" in title
+        assert driver.save_screenshot(str(tmp_path / "viewer.png"))
+        assert (tmp_path / "viewer.png").stat().st_size > 5000
+    finally:
+        driver.quit()
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "prunelens.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=600)
+
+
+def test_cli_help_for_every_subcommand():
+    for command in ("info", "prune", "features", "annotate", "analyze", "figures", "view", "demo", "merge"):
+        result = run_cli(command, "--help")
+        assert result.returncode == 0 and "usage: prunelens" in result.stdout, command
+
+
+def test_cli_info_and_one_line_errors(tmp_path):
+    info = run_cli("info")
+    assert info.returncode == 0
+    fields = dict(line.split(None, 1) for line in info.stdout.strip().splitlines())
+    assert (fields["layers"], fields["heads"], fields["d_model"]) == ("30", "9", "576")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "question": "q"}\n')
+    result = run_cli("prune", "--data", f"jsonl:{bad}", "--out", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == \
+        f"prunelens prune: error: {bad}, line 1: missing field 'reasoning'"
+    missing = run_cli("analyze", str(tmp_path / "nothing"))
+    assert missing.returncode == 2 and "run `prunelens prune` first" in missing.stderr
+    assert "Traceback" not in result.stderr + missing.stderr
