@@ -72,6 +72,7 @@ def main() -> None:
             }
         rows.append(row)
         print(json.dumps(row), flush=True)
+        write_text(json.dumps({"partial": True, "rows": rows}, indent=2), Path(args.out))  # a killed run keeps its rows
     reference = "greedy" if args.no_naive else "naive"
     methods = ([] if args.no_naive else ["naive"]) + ["greedy"] + [f"greedy-fast {s}" for s in args.fast]
     summary = {}
