@@ -13,9 +13,9 @@ from prunelens.store import RunError
 
 
 def test_pick_breaks_ties_by_earliest_position():
-    assert pick([0.1, 0.5, 0.5, 0.2]) == [1]
-    assert pick([0.1, 0.5, 0.5 + 1e-9, 0.2]) == [1]  # within the tie tolerance
-    assert pick([0.1, 0.5, 0.6, 0.2], k=3) == [2, 1, 3]
+    assert pick([0.1, 0.5, 0.5, 0.2]) == 1
+    assert pick([0.1, 0.5, 0.5 + 1e-9, 0.2]) == 1  # within the tie tolerance
+    assert pick([0.1, 0.5, 0.6, 0.2]) == 2
 
 
 def test_keep_ratio_counts():

@@ -64,16 +64,10 @@ def n_to_delete(n: int, keep_ratio: float) -> int:
     return n - int(round(keep_ratio * n))
 
 
-def pick(scores: Sequence[float], k: int = 1, tie_tol: float = TIE_TOL) -> list[int]:
-    """Indices of the ``k`` best scores, best first; within ``tie_tol`` of each other, earliest first."""
-    remaining = list(range(len(scores)))
-    chosen: list[int] = []
-    for _ in range(min(k, len(remaining))):
-        best = max(scores[i] for i in remaining)
-        winner = next(i for i in remaining if scores[i] >= best - tie_tol)
-        chosen.append(winner)
-        remaining.remove(winner)
-    return chosen
+def pick(scores: Sequence[float], tie_tol: float = TIE_TOL) -> int:
+    """Index of the best score; scores within ``tie_tol`` of the best count as tied, earliest wins."""
+    best = max(scores)
+    return next(i for i, s in enumerate(scores) if s >= best - tie_tol)
 
 
 def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -236,14 +230,15 @@ def _greedy(scorer: _Scorer, layout: Layout, n_delete: int, fast: tuple[float, i
         fresh = [j for j in candidates if j == 0 or tokens[j] != tokens[j - 1]]
         computed = dict(zip(fresh, scorer.score_states(ids, tlp, cache, p, len(kept), [[j] for j in fresh])))
         scores = [math.nan] * len(kept)
+        chosen = set(candidates)
         for j in candidates:
-            scores[j] = computed[j] if j in computed else scores[j - 1] if j - 1 in candidates \
+            scores[j] = computed[j] if j in computed else scores[j - 1] if j - 1 in chosen \
                 else current - drop[kept[j - 1]]
             drop[kept[j]] = current - scores[j]
             stale.discard(kept[j])
         if not first_scores:
             first_scores = list(scores)
-        j = pick([s if not math.isnan(s) else -math.inf for s in scores])[0]
+        j = pick([s if not math.isnan(s) else -math.inf for s in scores])
         trajectory.append(scores[j])
         order.append(kept.pop(j))
         gone = layout.reasoning_ids[order[-1]]
@@ -351,7 +346,7 @@ class NaiveReference:
         order: list[int] = []
         while len(order) < n_delete:
             scores = self._objectives([_sequence(layout, kept[:j] + kept[j + 1:]) for j in range(len(kept))], p, a)
-            j = pick(scores)[0]
+            j = pick(scores)
             trajectory.append(scores[j])
             order.append(kept.pop(j))
         return order, trajectory
