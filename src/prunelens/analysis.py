@@ -166,7 +166,7 @@ def permutation_importance(tokens: pd.DataFrame, repeats: int = 3, seed: int = 0
                           "spearman_drop_sd": float(np.std(v))} for name, v in drops.items()])
 
 
-def drop_regression(tokens: pd.DataFrame) -> pd.DataFrame:
+def drop_regression(tokens: pd.DataFrame, models: Sequence[str] = ("ridge", "boosting")) -> pd.DataFrame:
     """Predict the first-step objective drop of deleting each token from attention features."""
     if "drop_first" not in tokens or tokens["drop_first"].isna().all():
         return pd.DataFrame([{"note": "no first-step drops in this run (only greedy methods record them)"}])
@@ -177,8 +177,8 @@ def drop_regression(tokens: pd.DataFrame) -> pd.DataFrame:
         cols = feature_sets(frame.columns).get(name)
         if not cols:
             continue
-        for model_name, make in _models("regression").items():
-            pred = cross_predict(make, frame[cols].to_numpy(float), y, groups)
+        for model_name in models:
+            pred = cross_predict(_models("regression")[model_name], frame[cols].to_numpy(float), y, groups)
             rows.append({"feature_set": name, "model": model_name, "pearson": _pearson(y, pred),
                          "spearman": _spearman(y, pred),
                          "r2": 1 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2),
@@ -242,7 +242,8 @@ def category_rank(tokens: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return summary, pairs
 
 
-def survival_classifier(tokens: pd.DataFrame, ratio: float = 0.5) -> pd.DataFrame:
+def survival_classifier(tokens: pd.DataFrame, ratio: float = 0.5,
+                        models: Sequence[str] = ("logistic", "boosting")) -> pd.DataFrame:
     """AUC of telling kept from deleted tokens at ``ratio`` from each feature set."""
     from sklearn.metrics import roc_auc_score
 
@@ -253,8 +254,8 @@ def survival_classifier(tokens: pd.DataFrame, ratio: float = 0.5) -> pd.DataFram
     for name, cols in feature_sets(frame.columns).items():
         if name.startswith("attention L"):
             continue
-        for model_name, make in _models("classification").items():
-            pred = cross_predict(make, frame[cols].to_numpy(float), y, groups, proba=True)
+        for model_name in models:
+            pred = cross_predict(_models("classification")[model_name], frame[cols].to_numpy(float), y, groups, proba=True)
             rows.append({"feature_set": name, "model": model_name, "keep_ratio": ratio,
                          "kept_share": y.mean(), "auc": roc_auc_score(y, pred)})
     return pd.DataFrame(rows)
@@ -282,8 +283,12 @@ def category_classifier(tokens: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     return scores, confusion.rename_axis("gold").reset_index()
 
 
-def analyze(run: str | Path, out: str | Path | None = None, show_progress: bool = True) -> dict[str, pd.DataFrame]:
-    """Write every analysis table of ``run`` under ``out`` (default ``RUN/analysis``); return them."""
+def analyze(run: str | Path, out: str | Path | None = None, show_progress: bool = True,
+            linear_only: bool = False) -> dict[str, pd.DataFrame]:
+    """Write every analysis table of ``run`` under ``out`` (default ``RUN/analysis``); return them.
+
+    ``linear_only`` skips gradient boosting (ridge and logistic regression only): a quicker look.
+    """
     from tqdm.auto import tqdm
 
     tokens = load_tokens(run)
@@ -292,10 +297,12 @@ def analyze(run: str | Path, out: str | Path | None = None, show_progress: bool 
     has_categories = "category" in tokens
     jobs = []
     if has_features:
-        jobs += [("rank_regression", lambda: rank_regression(tokens)),
+        regressors = ("ridge",) if linear_only else ("ridge", "boosting")
+        classifiers = ("logistic",) if linear_only else ("logistic", "boosting")
+        jobs += [("rank_regression", lambda: rank_regression(tokens, regressors)),
                  ("rank_importance", lambda: permutation_importance(tokens)),
-                 ("drop_regression", lambda: drop_regression(tokens)),
-                 ("survival_classifier", lambda: survival_classifier(tokens))]
+                 ("drop_regression", lambda: drop_regression(tokens, regressors)),
+                 ("survival_classifier", lambda: survival_classifier(tokens, models=classifiers))]
     if has_categories:
         jobs += [("category_survival", lambda: category_survival(tokens)),
                  ("category_rank", lambda: category_rank(tokens))]

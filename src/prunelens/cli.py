@@ -110,7 +110,7 @@ def cmd_annotate(args) -> None:
 def cmd_analyze(args) -> None:
     from .analysis import analyze, headline
 
-    tables = analyze(args.run, args.out)
+    tables = analyze(args.run, args.out, linear_only=args.linear_only)
     print(f"analysis -> {args.out or Path(args.run) / 'analysis'}: {', '.join(sorted(tables))}")
     for key, value in headline(tables).items():
         print(f"  {key}: {value:.3f}")
@@ -202,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("analyze", help="regressions, classifiers and category survival tables of a run")
     p.add_argument("run", help="run directory with tokens (and features, categories)")
     p.add_argument("--out", default=None, help="output directory (default: RUN/analysis)")
+    p.add_argument("--linear-only", action="store_true", help="ridge and logistic models only (skip boosting): quicker")
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("figures", help="paper figures (PNG and PDF) of a run")
