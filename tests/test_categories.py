@@ -1,10 +1,11 @@
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from prunelens.categories import (LABELS, RuleAnnotator, annotate_examples, annotate_run, evaluate,
-                                  export_demo, import_demo, load_gold)
+from prunelens.categories import (LABELS, DemoAnnotator, RuleAnnotator, annotate_examples, annotate_run,
+                                  evaluate, export_demo, import_demo, load_gold)
 from prunelens.data import DataError, Example
 from prunelens.layout import render
 from prunelens.pruning import prune_examples
@@ -114,6 +115,39 @@ def test_a_plugged_in_annotator_replaces_the_rules(pruned_run, tmp_path):
 
     with pytest.raises(ValueError, match="unknown labels \\['NOUN'\\]"):
         annotate_run(pruned_run, Broken())
+
+
+def test_cli_imports_labels_made_elsewhere_into_a_run(pruned_run, tmp_path):
+    """Export the demo format, relabel one chain as an outside annotator would, import it back."""
+    import json
+
+    from prunelens.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(pruned_run, run)
+    demo = tmp_path / "demo.jsonl"
+    assert main(["annotate", str(run), "--export-demo", str(demo)]) == 0
+    rules = pd.read_parquet(run / "categories.parquet")
+    chains = [json.loads(line) for line in demo.read_text().splitlines()]
+    for token in chains[0]["reason_tokens_json"]:
+        token["category"] = "META_DISCOURSE"
+    edited = tmp_path / "edited.jsonl"
+    edited.write_text("".join(json.dumps(chain) + "\n" for chain in reversed(chains)))  # order must not matter
+    assert main(["annotate", str(run), "--import-demo", str(edited)]) == 0
+    imported = pd.read_parquet(run / "categories.parquet")
+    assert list(imported.columns) == list(rules.columns)
+    first = imported.example_id == chains[0]["id"]
+    assert set(imported[first].category) == {"META_DISCOURSE"}
+    assert imported[~first].equals(rules[~first])
+
+    chains[1]["reason_tokens_json"][2]["token_text"] += "x"
+    edited.write_text("".join(json.dumps(chain) + "\n" for chain in chains))
+    with pytest.raises(DataError, match=f"chain {chains[1]['id']}: tokens differ from the run's at position 2"):
+        annotate_run(run, DemoAnnotator(edited))
+    edited.write_text(json.dumps(chains[0]) + "\n")
+    with pytest.raises(DataError, match="edited.jsonl: no chain with the question"):
+        annotate_run(run, DemoAnnotator(edited))
+    assert pd.read_parquet(run / "categories.parquet").equals(imported)  # a failed import writes nothing
 
 
 def test_import_demo_names_bad_lines(tmp_path):

@@ -405,3 +405,38 @@ def import_demo(path: str | Path) -> pd.DataFrame:
     if len(frame):
         frame["deleted_step"] = frame["deleted_step"].astype("Int64")
     return frame
+
+
+class DemoAnnotator:
+    """Labels made elsewhere (an LLM, a person), read from a demo-format file.
+
+    Each chain is found by its question and must be tokenised exactly as the run is: the token
+    texts of the file and of the run are compared, and any difference is a one-line error.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.name = f"demo:{self.path.name}"
+        self._chains: dict[str, tuple[str, list[str], list[str]]] | None = None
+
+    def _lookup(self, question: str) -> tuple[str, list[str], list[str]]:
+        from .data import DataError
+
+        if self._chains is None:
+            table = import_demo(self.path).sort_values(["example_id", "position"], kind="stable")
+            self._chains = {q: (str(rows.example_id.iloc[0]), list(rows.token_text), list(rows.category))
+                            for q, rows in table.groupby("question", sort=False)}
+        if question not in self._chains:
+            raise DataError(f"{self.path}: no chain with the question {question[:60]!r}")
+        return self._chains[question]
+
+    def label_tokens(self, question: str, reasoning: str, spans: Sequence[tuple[int, int]]) -> list[str]:
+        from .data import DataError
+
+        example_id, texts, labels = self._lookup(question)
+        ours = [reasoning[start:end] for start, end in spans]
+        if ours != texts:
+            k = next((i for i, (a, b) in enumerate(zip(ours, texts)) if a != b), min(len(ours), len(texts)))
+            raise DataError(f"{self.path}, chain {example_id}: tokens differ from the run's at position {k} "
+                            f"({len(texts)} tokens in the file, {len(ours)} in the run): another tokenizer?")
+        return labels

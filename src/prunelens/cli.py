@@ -85,25 +85,18 @@ def cmd_features(args) -> None:
 
 
 def cmd_annotate(args) -> None:
-    from .categories import annotate_examples, annotate_run, export_demo, import_demo
+    from .categories import DemoAnnotator, RuleAnnotator, annotate_examples, annotate_run, export_demo
 
-    if args.import_demo:
-        from .store import write_table
-
-        out = args.out or args.run
-        if not out:
-            raise ValueError("--import-demo needs --out DIR")
-        print(f"categories -> {write_table(import_demo(args.import_demo), Path(out) / 'categories.parquet')}")
-        return
+    annotator = DemoAnnotator(args.import_demo) if args.import_demo else RuleAnnotator()
     if args.run:
-        path = annotate_run(args.run)
+        path = annotate_run(args.run, annotator)
         if args.export_demo:
             print(f"demo format -> {export_demo(args.run, args.export_demo)}")
     else:
         if not args.out:
             raise ValueError("give a RUN directory, or --data with --out DIR")
         model, examples = _load(args)
-        path = annotate_examples(model, examples, args.out)
+        path = annotate_examples(model, examples, args.out, annotator)
     print(f"categories -> {path}")
 
 
@@ -196,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export-demo", default=None, metavar="FILE.jsonl",
                    help="also write the published demo format (reason_tokens_json) of the run")
     p.add_argument("--import-demo", default=None, metavar="FILE.jsonl",
-                   help="read categories made elsewhere in the demo format into --out/categories.parquet")
+                   help="take the labels from a demo-format file made elsewhere instead of the rules "
+                        "(chains matched by question; tokens must match the run's)")
     p.set_defaults(func=cmd_annotate)
 
     p = sub.add_parser("analyze", help="regressions, classifiers and category survival tables of a run")
