@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the whole pipeline on GSM-Symbolic chains with the embedded model")
     _model_arg(p)
-    p.add_argument("--limit", type=int, default=6, help="how many chains")
+    p.add_argument("--limit", type=int, default=12, help="how many chains")
     p.add_argument("--max-tokens", type=int, default=50, help="only chains with at most this many reasoning tokens")
     p.add_argument("--method", choices=METHODS, default="greedy", help="pruning method (default: exact greedy)")
     p.add_argument("--seed", type=int, default=0)
