@@ -83,10 +83,14 @@ def test_any_method_can_be_analysed(full_run):
 
 def test_figures_and_viewer(full_run, tmp_path):
     analyze(full_run["greedy"], show_progress=False)
+    shutil.rmtree(full_run["random"] / "analysis", ignore_errors=True)
+    unanalysed = {p.name for p in make_figures(full_run["greedy"], tmp_path / "a", compare=[full_run["random"]])}
+    assert "category_survival_by_method.png" not in unanalysed  # a compared run without analysis adds no bars
+    analyze(full_run["random"], show_progress=False)
     paths = make_figures(full_run["greedy"], tmp_path / "figs", compare=[full_run["random"]])
     names = {p.name for p in paths}
     for stem in ("trajectory", "position_vs_step", "category_survival", "rank_by_category", "example_chain",
-                 "attention_heatmap", "predicted_vs_actual"):
+                 "attention_heatmap", "predicted_vs_actual", "category_survival_by_method"):
         assert {f"{stem}.png", f"{stem}.pdf"} <= names
     assert all(p.stat().st_size > 1000 for p in paths)
     page = write_viewer(full_run["greedy"], tmp_path / "view.html").read_text()

@@ -1,7 +1,8 @@
 """Paper figures of a run (PNG and PDF), in the category colours of CATEGORIES.md.
 
 ``make_figures(RUN, OUT, compare=[RUN2, ...])`` reads the run's tables and ``RUN/analysis/`` (made
-by ``analyze``) and writes one file pair per figure; compared runs add their trajectories.
+by ``analyze``) and writes one file pair per figure; compared runs add their trajectories and,
+where they have been annotated and analysed too, their category survival.
 """
 
 from __future__ import annotations
@@ -123,6 +124,23 @@ def trajectory_figure(runs: Sequence[tuple[str, pd.DataFrame]]):
     return fig
 
 
+def methods_figure(runs: Sequence[tuple[str, pd.DataFrame]], keep_ratio: float = 0.5):
+    """Survival / uniform per category at one keep ratio, one bar per method, with 95% intervals."""
+    categories = [c for c in LABELS if any(c in set(s.category) for _, s in runs)]
+    width = 0.8 / len(runs)
+    fig, ax = plt.subplots(figsize=(1.3 * len(categories) + 2, 4.2))
+    for k, (label, survival) in enumerate(runs):
+        rows = survival[np.isclose(survival.keep_ratio, keep_ratio)].set_index("category").reindex(categories)
+        x = np.arange(len(categories)) + (k - (len(runs) - 1) / 2) * width
+        err = np.vstack([rows.ratio - rows.ratio_ci_low, rows.ratio_ci_high - rows.ratio])
+        ax.bar(x, rows.ratio, width, yerr=err, capsize=2, label=label)
+    ax.axhline(1, color="k", ls="--", lw=1)
+    ax.set_xticks(np.arange(len(categories)), [DISPLAY[c] for c in categories])
+    ax.set(ylabel="survival / uniform (95% CI)", title=f"Category survival at keep {keep_ratio} by method")
+    ax.legend(fontsize=8)
+    return fig
+
+
 def position_figure(tokens: pd.DataFrame, title: str):
     """Where in the chain tokens sit against when they are deleted."""
     frame = tokens.dropna(subset=["rank_norm"])
@@ -171,13 +189,20 @@ def make_figures(run: str | Path, out: str | Path, compare: Sequence[str | Path]
     title = f"{examples.model.iloc[0]}, {examples.method.iloc[0]}, {len(examples)} chains"
     paths: list[Path] = []
     trajectories = [(f"{examples.method.iloc[0]} ({run.name})", examples)]
-    for other in compare:
+    survivals = []
+    for other in map(Path, compare):
         ex = read_table(other, "examples")
-        trajectories.append((f"{ex.method.iloc[0]} ({Path(other).name})", ex))
+        trajectories.append((f"{ex.method.iloc[0]} ({other.name})", ex))
+        if (other / "analysis" / "category_survival.csv").exists():
+            survivals.append((ex.method.iloc[0], _analysis(other, "category_survival")))
     paths += _save(trajectory_figure(trajectories), out, "trajectory")
     paths += _save(position_figure(tokens, title), out, "position_vs_step")
     if "category" in tokens:
-        paths += _save(survival_figure(_analysis(run, "category_survival"), title), out, "category_survival")
+        survival = _analysis(run, "category_survival")
+        paths += _save(survival_figure(survival, title), out, "category_survival")
+        if survivals:
+            paths += _save(methods_figure([(examples.method.iloc[0], survival)] + survivals), out,
+                           "category_survival_by_method")
         paths += _save(rank_figure(tokens, title), out, "rank_by_category")
         paths += _save(example_figure(tokens, examples.example_id.iloc[0]), out, "example_chain")
     if "attn_answer.mean" in tokens:
