@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunelens.analysis import analyze, category_survival, headline, load_tokens, present_at
+from prunelens.analysis import analyze, category_survival, headline, load_tokens, order_agreement, present_at
 from prunelens.categories import annotate_run
 from prunelens.features import features_run
 from prunelens.figures import make_figures
@@ -41,6 +41,18 @@ def test_survival_against_uniform_by_hand():
     assert table.loc["SYMBOLIC_MATH", "survival"] == 0.75 and table.loc["FUNCTION", "survival"] == 0.25
     assert table.loc["SYMBOLIC_MATH", "uniform"] == 0.5
     assert table.loc["SYMBOLIC_MATH", "ratio"] == 1.5 and table.loc["FUNCTION", "ratio"] == 0.5
+
+
+def test_order_agreement_by_hand():
+    keys = {"example_id": ["a"] * 4, "position": [0, 1, 2, 3], "token_id": [5, 6, 7, 8]}
+    first = pd.DataFrame({**keys, "deleted_step": pd.array([1, 2, 3, 4], dtype="Int64")})
+    second = pd.DataFrame({**keys, "deleted_step": pd.array([2, 1, 3, 4], dtype="Int64")})
+    row = order_agreement(first, second).iloc[0]
+    assert row.spearman == pytest.approx(0.8) and row.same_first == 0
+    assert row["agree@0.75"] == 0.5 and row["agree@0.5"] == 1.0 and row["agree@0.25"] == 1.0
+    assert order_agreement(first, first).iloc[0].same_first == 4
+    with pytest.raises(ValueError, match="tokenise a differently"):
+        order_agreement(first, second.assign(token_id=[5, 6, 7, 9]))
 
 
 def test_analyze_writes_every_table_with_grouped_cv(full_run):
@@ -79,6 +91,16 @@ def test_any_method_can_be_analysed(full_run):
     tables = analyze(full_run["random"], show_progress=False)
     assert "note" in tables["drop_regression"]  # random deletion records no first-step drops
     assert len(tables["category_survival"])
+
+
+def test_cli_agree_between_runs(full_run, tmp_path):
+    from prunelens.cli import main
+
+    assert main(["agree", str(full_run["greedy"]), str(full_run["greedy"]), "--out", str(tmp_path / "same.csv")]) == 0
+    same = pd.read_csv(tmp_path / "same.csv")
+    assert len(same) == 6 and np.allclose(same.spearman, 1) and (same.same_first == same.n_reasoning).all()
+    assert main(["agree", str(full_run["greedy"]), str(full_run["random"]), "--out", str(tmp_path / "rnd.csv")]) == 0
+    assert pd.read_csv(tmp_path / "rnd.csv").spearman.mean() < 0.9
 
 
 def test_figures_and_viewer(full_run, tmp_path):
@@ -149,7 +171,7 @@ def run_cli(*args, env=None):
 
 
 def test_cli_help_for_every_subcommand():
-    for command in ("info", "prune", "features", "annotate", "analyze", "figures", "view", "demo", "merge"):
+    for command in ("info", "prune", "features", "annotate", "analyze", "agree", "figures", "view", "demo", "merge"):
         result = run_cli(command, "--help")
         assert result.returncode == 0 and "usage: prunelens" in result.stdout, command
 

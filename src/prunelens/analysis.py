@@ -220,6 +220,36 @@ def category_survival(tokens: pd.DataFrame, ratios: Sequence[float] = KEEP_RATIO
     return pd.DataFrame(rows)
 
 
+def order_agreement(tokens: pd.DataFrame, other: pd.DataFrame, ratios: Sequence[float] = (0.75, 0.5, 0.25)
+                    ) -> pd.DataFrame:
+    """How alike two runs' deletion orders are, per example they share (say greedy-fast against greedy).
+
+    ``spearman``: between the deletion steps; ``same_first``: how many first deletions are
+    identical; ``agree@R``: share of tokens both runs keep or both delete at keep ratio R.
+    """
+    keys = ["example_id", "position"]
+    both = tokens[keys + ["token_id", "deleted_step"]].merge(
+        other[keys + ["token_id", "deleted_step"]], on=keys, suffixes=("", "_other"), validate="one_to_one")
+    if len(both) and (both.token_id != both.token_id_other).any():
+        bad = both.loc[both.token_id != both.token_id_other, "example_id"].iloc[0]
+        raise ValueError(f"the runs tokenise {bad} differently: compare runs of the same model and data")
+    rows = []
+    for example_id, rows_ in both.groupby("example_id", sort=False):
+        rows_ = rows_.sort_values("position")
+        a, b = (rows_[c].astype("float").to_numpy() for c in ("deleted_step", "deleted_step_other"))
+        order_a, order_b = np.argsort(np.where(np.isnan(a), np.inf, a)), np.argsort(np.where(np.isnan(b), np.inf, b))
+        done = int(min(np.sum(~np.isnan(a)), np.sum(~np.isnan(b))))
+        same = next((k for k in range(done) if order_a[k] != order_b[k]), done)
+        row = {"example_id": example_id, "n_reasoning": len(rows_), "spearman": _spearman(a, b), "same_first": same}
+        for ratio in ratios:
+            row[f"agree@{ratio:g}"] = float(np.mean(present_at(rows_.assign(deleted_step=a), ratio).to_numpy()
+                                                    == present_at(rows_.assign(deleted_step=b), ratio).to_numpy()))
+        rows.append(row)
+    if not rows:
+        raise ValueError("the runs share no example")
+    return pd.DataFrame(rows)
+
+
 def category_rank(tokens: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Mean normalised deletion rank per category; Kruskal-Wallis and pairwise Mann-Whitney (BH-corrected)."""
     frame = tokens.dropna(subset=["rank_norm", "category"])

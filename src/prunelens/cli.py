@@ -109,6 +109,18 @@ def cmd_analyze(args) -> None:
         print(f"  {key}: {value:.3f}")
 
 
+def cmd_agree(args) -> None:
+    from .analysis import order_agreement
+    from .store import read_table, write_text
+
+    table = order_agreement(read_table(args.run, "tokens"), read_table(args.other, "tokens"))
+    if args.out:
+        print(f"agreement -> {write_text(table.to_csv(index=False), Path(args.out))}")
+    print(f"{len(table)} shared examples; means:")
+    for column in table.columns[2:]:
+        print(f"  {column}: {table[column].mean():.3f}")
+
+
 def cmd_figures(args) -> None:
     from .figures import make_figures
 
@@ -198,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output directory (default: RUN/analysis)")
     p.add_argument("--linear-only", action="store_true", help="ridge and logistic models only (skip boosting): quicker")
     p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("agree", help="how alike two runs' deletion orders are (say greedy-fast against greedy)")
+    p.add_argument("run", help="run directory")
+    p.add_argument("other", help="run directory of the same model and data")
+    p.add_argument("--out", default=None, metavar="FILE.csv", help="write the per-example table")
+    p.set_defaults(func=cmd_agree)
 
     p = sub.add_parser("figures", help="paper figures (PNG and PDF) of a run")
     p.add_argument("run", help="analysed run directory")
