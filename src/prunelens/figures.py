@@ -44,9 +44,9 @@ def survival_figure(survival: pd.DataFrame, title: str):
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for category in [c for c in LABELS if c in set(survival.category)]:
         rows = survival[survival.category == category].sort_values("keep_ratio")
-        c = colour(category)
-        left.plot(rows.keep_ratio, rows.survival, "o-", color=c, label=DISPLAY[category])
-        right.plot(rows.keep_ratio, rows.ratio, "o-", color=c, label=DISPLAY[category])
+        c, label = colour(category), f"{DISPLAY[category]} (n={rows.tokens.iloc[0]})"
+        left.plot(rows.keep_ratio, rows.survival, "o-", color=c, label=label)
+        right.plot(rows.keep_ratio, rows.ratio, "o-", color=c, label=label)
         right.fill_between(rows.keep_ratio, rows.ratio_ci_low, rows.ratio_ci_high, color=c, alpha=0.15)
     uniform = survival.groupby("keep_ratio").uniform.mean()
     left.plot(uniform.index, uniform.values, "k--", label="uniform")
