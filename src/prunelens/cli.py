@@ -219,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("figures", help="paper figures (PNG and PDF) of a run")
     p.add_argument("run", help="analysed run directory")
-    p.add_argument("--compare", nargs="*", default=[], help="other runs whose trajectories to draw beside")
+    p.add_argument("--compare", nargs="*", default=[],
+                   help="other runs whose trajectories (and category survival, where analysed) to draw beside")
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=cmd_figures)
 
