@@ -69,9 +69,12 @@ def test_analyze_writes_every_table_with_grouped_cv(full_run):
     surv = tables["category_survival"]
     assert sorted(surv.keep_ratio.unique()) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
     assert ((surv.ratio_ci_low <= surv.ratio + 1e-9) & (surv.ratio <= surv.ratio_ci_high + 1e-9)).all()
-    assert "pearson" in tables["drop_regression"] and (tables["drop_regression"].published_pearson == 0.88).all()
+    drops = tables["drop_regression"]
+    assert set(drops.target) == {"drop", "post_objective"} and (drops.published_pearson == 0.88).all()
+    assert drops[["pearson", "spearman", "r2"]].notna().all().all()
     assert tables["category_pairs"].p_bh.between(0, 1).all()
-    assert set(headline(tables)) >= {"attention->rank spearman (ridge)", "ratio@0.5 SYMBOLIC_MATH"}
+    assert set(headline(tables)) >= {"attention->rank spearman (ridge)", "ratio@0.5 SYMBOLIC_MATH",
+                                     "attention->post-deletion objective pearson (best)"}
 
 
 def test_rank_predictions_are_out_of_fold(full_run, monkeypatch):
@@ -85,6 +88,20 @@ def test_rank_predictions_are_out_of_fold(full_run, monkeypatch):
         assert not set(tokens.example_id.iloc[train]) & set(tokens.example_id.iloc[test])
     table, _ = analysis.rank_regression(tokens, models=("ridge",))
     assert table.set_index("feature_set").loc["attention", "spearman"] > 0.99
+
+
+def test_post_deletion_objective_is_start_minus_drop(full_run):
+    """A feature equal to start - drop predicts the post_objective target perfectly, the drop not."""
+    from prunelens.analysis import drop_regression
+
+    tokens = load_tokens(full_run["greedy"])
+    examples = pd.read_parquet(full_run["greedy"] / "examples.parquet")
+    start = examples.set_index("example_id").objective_trajectory.map(lambda t: float(t[0]))
+    post = tokens.example_id.map(start) - tokens.drop_first.astype(float)
+    frame = tokens[["example_id", "position", "drop_first"]].assign(**{"attn_answer.L0.H0": post})
+    table = drop_regression(frame, ("ridge",), start)
+    pearson = table[table.feature_set == "attention"].set_index("target").pearson
+    assert pearson["post_objective"] > 0.999 > pearson["drop"]
 
 
 def test_any_method_can_be_analysed(full_run):
