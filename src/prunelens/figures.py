@@ -181,6 +181,10 @@ def example_figure(tokens: pd.DataFrame, example_id: str, width: int = 70):
     return fig
 
 
+def _chains(examples: pd.DataFrame) -> str:
+    return f"{examples.method.iloc[0]} ({len(examples)} chains)"
+
+
 def make_figures(run: str | Path, out: str | Path, compare: Sequence[str | Path] = ()) -> list[Path]:
     """Write every figure of ``run`` (and the trajectories of ``compare``) into ``out``."""
     run, out = Path(run), Path(out)
@@ -194,14 +198,14 @@ def make_figures(run: str | Path, out: str | Path, compare: Sequence[str | Path]
         ex = read_table(other, "examples")
         trajectories.append((f"{ex.method.iloc[0]} ({other.name})", ex))
         if (other / "analysis" / "category_survival.csv").exists():
-            survivals.append((ex.method.iloc[0], _analysis(other, "category_survival")))
+            survivals.append((_chains(ex), _analysis(other, "category_survival")))
     paths += _save(trajectory_figure(trajectories), out, "trajectory")
     paths += _save(position_figure(tokens, title), out, "position_vs_step")
     if "category" in tokens:
         survival = _analysis(run, "category_survival")
         paths += _save(survival_figure(survival, title), out, "category_survival")
         if survivals:
-            paths += _save(methods_figure([(examples.method.iloc[0], survival)] + survivals), out,
+            paths += _save(methods_figure([(_chains(examples), survival)] + survivals), out,
                            "category_survival_by_method")
         paths += _save(rank_figure(tokens, title), out, "rank_by_category")
         paths += _save(example_figure(tokens, examples.example_id.iloc[0]), out, "example_chain")
