@@ -104,15 +104,20 @@ def bootstrap_ci(values: np.ndarray, seed: int = 0) -> tuple[float, float]:
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+def _defined(a: np.ndarray, b: np.ndarray) -> bool:
+    """Is a correlation of ``a`` and ``b`` defined: 3+ values, no NaN, neither side constant?"""
+    return len(a) >= 3 and np.ptp(a) > 0 and np.ptp(b) > 0  # ptp is NaN, so not > 0, with a NaN
+
+
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman correlation, NaN (without a warning) when either side is constant or too short."""
-    if len(a) < 3 or np.std(a) == 0 or np.std(b) == 0:
+    """Spearman correlation, NaN (without a warning) where it is not defined."""
+    if not _defined(a, b):
         return float("nan")
     return float(stats.spearmanr(a, b)[0])
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    if len(a) < 3 or np.std(a) == 0 or np.std(b) == 0:
+    if not _defined(a, b):
         return float("nan")
     return float(stats.pearsonr(a, b)[0])
 
