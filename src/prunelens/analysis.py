@@ -188,9 +188,10 @@ def drop_regression(tokens: pd.DataFrame, models: Sequence[str] = ("ridge", "boo
     if start is not None:
         targets["post_objective"] = frame["example_id"].map(start).to_numpy(float) - targets["drop"]
     rows = []
+    sets = feature_sets(frame.columns)
     for target, y in targets.items():
         for name in ("attention", "all"):
-            cols = feature_sets(frame.columns).get(name)
+            cols = sets.get(name)
             if not cols:
                 continue
             for model_name in models:
@@ -249,18 +250,17 @@ def order_agreement(tokens: pd.DataFrame, other: pd.DataFrame, ratios: Sequence[
     if len(both) and (both.token_id != both.token_id_other).any():
         bad = both.loc[both.token_id != both.token_id_other, "example_id"].iloc[0]
         raise ValueError(f"the runs tokenise {bad} differently: compare runs of the same model and data")
+    other_steps = both.assign(deleted_step=both.deleted_step_other)
+    agree = {f"agree@{ratio:g}": present_at(both, ratio) == present_at(other_steps, ratio) for ratio in ratios}
     rows = []
-    for example_id, rows_ in both.groupby("example_id", sort=False):
-        rows_ = rows_.sort_values("position")
-        a, b = (rows_[c].astype("float").to_numpy() for c in ("deleted_step", "deleted_step_other"))
-        order_a, order_b = np.argsort(np.where(np.isnan(a), np.inf, a)), np.argsort(np.where(np.isnan(b), np.inf, b))
+    for example_id, idx in both.groupby("example_id", sort=False).indices.items():
+        chain = both.iloc[idx].sort_values("position")
+        a, b = (chain[c].astype("float").to_numpy() for c in ("deleted_step", "deleted_step_other"))
+        order_a, order_b = (np.argsort(np.where(np.isnan(x), np.inf, x), kind="stable") for x in (a, b))
         done = int(min(np.sum(~np.isnan(a)), np.sum(~np.isnan(b))))
         same = next((k for k in range(done) if order_a[k] != order_b[k]), done)
-        row = {"example_id": example_id, "n_reasoning": len(rows_), "spearman": _spearman(a, b), "same_first": same}
-        for ratio in ratios:
-            row[f"agree@{ratio:g}"] = float(np.mean(present_at(rows_.assign(deleted_step=a), ratio).to_numpy()
-                                                    == present_at(rows_.assign(deleted_step=b), ratio).to_numpy()))
-        rows.append(row)
+        rows.append({"example_id": example_id, "n_reasoning": len(chain), "spearman": _spearman(a, b),
+                     "same_first": same, **{name: float(flags.iloc[idx].mean()) for name, flags in agree.items()}})
     if not rows:
         raise ValueError("the runs share no example")
     return pd.DataFrame(rows)
