@@ -29,19 +29,20 @@ def model():
 
 
 @pytest.fixture(scope="session")
-def tiny_model(model, tmp_path_factory):
+def tiny_model(tmp_path_factory):
     """A 2-layer random Llama with the embedded tokenizer, saved and loaded as a local directory."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from prunelens.models import load_model
+    from prunelens.models import DEFAULT_MODEL, load_model, resolve_model_path
 
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(DEFAULT_MODEL))  # no 135M model load
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=model.vocab_size, hidden_size=64, intermediate_size=128,
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                          max_position_embeddings=1024, tie_word_embeddings=True)
     folder = tmp_path_factory.mktemp("tiny-llama")
     LlamaForCausalLM(config).save_pretrained(folder)
-    model.tokenizer.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
     return load_model(str(folder), device="cpu")
 
 

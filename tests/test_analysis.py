@@ -7,11 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunelens.analysis import analyze, category_survival, headline, load_tokens, order_agreement, present_at
+from prunelens.analysis import (analyze, category_survival, headline, load_tokens, normalised_objective, order_agreement,
+                                present_at)
 from prunelens.categories import annotate_run
 from prunelens.features import features_run
 from prunelens.figures import make_figures
-from prunelens.pruning import n_to_delete, prune_examples
+from prunelens.ops import n_to_delete
+from prunelens.pruning import prune_examples
 from prunelens.viewer import write_viewer
 
 
@@ -22,7 +24,7 @@ def full_run(tiny_model, short_chains, tmp_path_factory):
     runs = {}
     for method in ("greedy", "random"):
         out = root / method
-        prune_examples(tiny_model, short_chains[:6], out, method, show_progress=False)
+        prune_examples(tiny_model, short_chains[:6], out, method=method, show_progress=False)
         features_run(tiny_model, out, show_progress=False)
         annotate_run(out)
         runs[method] = out
@@ -41,6 +43,23 @@ def test_survival_against_uniform_by_hand():
     assert table.loc["SYMBOLIC_MATH", "survival"] == 0.75 and table.loc["FUNCTION", "survival"] == 0.25
     assert table.loc["SYMBOLIC_MATH", "uniform"] == 0.5
     assert table.loc["SYMBOLIC_MATH", "ratio"] == 1.5 and table.loc["FUNCTION", "ratio"] == 0.5
+
+
+def test_normalised_objective_by_hand():
+    def run(trajectories):
+        return pd.DataFrame({"example_id": list(trajectories), "n_reasoning": 4,
+                             "objective_trajectory": list(trajectories.values())})
+    exact = run({"a": [-1.0, -1.1, -1.2, -1.5, -2.0], "b": [-1.0, -1.0, -1.0, -1.0, -1.0]})
+    random = run({"a": [-1.0, -1.5, -2.2, -2.5, -3.0], "b": [-1.0, -1.0, -1.0, -1.0, -1.0]})
+    method = run({"a": [-1.0, -1.3, -1.7, -2.5], "b": [-1.0, -2.0, -2.0, -2.0, -2.0]})  # a stopped at keep 0.25
+    table = normalised_objective(method, exact, random).set_index("example_id")
+    # keep 0.75 deletes 1 token: (-1.3 + 1.5) / (-1.1 + 1.5) = 0.5; keep 0.5: (-1.7 + 2.2) / (-1.2 + 2.2) = 0.5
+    assert table.loc["a", "normalised@0.75"] == pytest.approx(0.5)
+    assert table.loc["a", "normalised@0.5"] == pytest.approx(0.5)
+    assert table.loc["a", "normalised@0.25"] == pytest.approx(0.0)  # (-2.5 + 2.5) / (-1.5 + 2.5)
+    assert table.loc["b"].isna().all()  # exact and random tie: undefined, not infinite
+    method_a_short = run({"a": [-1.0, -1.3]})
+    assert np.isnan(normalised_objective(method_a_short, exact, random).set_index("example_id").loc["a", "normalised@0.5"])
 
 
 def test_order_agreement_by_hand():

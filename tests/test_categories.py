@@ -71,7 +71,7 @@ def test_gold_set_covers_both_sources_and_every_label():
 @pytest.fixture(scope="module")
 def pruned_run(tiny_model, short_chains, tmp_path_factory):
     out = tmp_path_factory.mktemp("cat-run")
-    prune_examples(tiny_model, short_chains[:3], out, "truncate", show_progress=False)
+    prune_examples(tiny_model, short_chains[:3], out, method="truncate", show_progress=False)
     return out
 
 

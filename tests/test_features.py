@@ -7,7 +7,8 @@ import torch
 
 from prunelens.features import features_run, hoyer, sequence_features, small_share
 from prunelens.layout import render
-from prunelens.pruning import n_to_delete, prune_examples
+from prunelens.ops import n_to_delete
+from prunelens.pruning import prune_examples
 
 
 def test_hoyer_and_small_share_on_hand_built_activations():
@@ -52,7 +53,7 @@ def test_attention_features_equal_plain_transformers(model, short_chains):
 
 def test_features_run_writes_a_keyed_table_and_resumes(tiny_model, short_chains, tmp_path):
     run = tmp_path / "run"
-    prune_examples(tiny_model, short_chains[:2], run, "greedy", show_progress=False)
+    prune_examples(tiny_model, short_chains[:2], run, method="greedy", show_progress=False)
     path = features_run(tiny_model, run, at_keep=[0.5], show_progress=False)
     feats = pd.read_parquet(path)
     tokens = pd.read_parquet(run / "tokens.parquet")
@@ -85,6 +86,6 @@ def test_layers_option_and_bad_layers(tiny_model, short_chains, tmp_path):
 
 def test_features_refuse_a_run_of_another_model(model, tiny_model, short_chains, tmp_path):
     run = tmp_path / "run"
-    prune_examples(tiny_model, short_chains[:1], run, "truncate", show_progress=False)
+    prune_examples(tiny_model, short_chains[:1], run, method="truncate", show_progress=False)
     with pytest.raises(ValueError, match="pass --model to match"):
         features_run(model, run, show_progress=False)

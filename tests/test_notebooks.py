@@ -29,7 +29,7 @@ def execute(name: str, env: dict[str, str]) -> nbformat.NotebookNode:
 @pytest.fixture(scope="module")
 def nb_run(tiny_model, short_chains, tmp_path_factory):
     out = tmp_path_factory.mktemp("nb-run")
-    prune_examples(tiny_model, short_chains[:4], out, "greedy", show_progress=False)
+    prune_examples(tiny_model, short_chains[:4], out, method="greedy", show_progress=False)
     annotate_run(out)
     return out
 

@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -7,8 +8,8 @@ import torch
 
 from prunelens.data import Example
 from prunelens.layout import render
-from prunelens.pruning import (METHODS, NaiveReference, n_to_delete, pick, prune, prune_examples,
-                               token_logprobs)
+from prunelens.ops import n_to_delete, pick, pruned_ids, token_logprobs
+from prunelens.pruning import METHODS, Engine, NaiveReference, PruneConfig, prune, prune_examples
 from prunelens.store import RunError
 
 
@@ -34,18 +35,68 @@ def objective_by_hand(model, ids, p, n_post, objective):
     return float(np.mean(lp[start - 1:]))
 
 
+def deletion_sets(n: int, seed: int = 0) -> list[list[int]]:
+    """Single deletions everywhere, and multi-token states: adjacent, far apart, first, last, all but one."""
+    rng = np.random.default_rng(seed)
+    sets = [[j] for j in range(n)]
+    sets += [[0, 1], [n - 2, n - 1], [0, n - 1], list(range(n - 1)), list(range(1, n))]
+    sets += [sorted(rng.choice(n, size=int(rng.integers(2, n)), replace=False).tolist()) for _ in range(8)]
+    return sets
+
+
+@pytest.mark.parametrize("objective", ["reason-answer", "answer"])
+@pytest.mark.parametrize("limits", [{}, {"max_rows": 1}, {"memory_gib": 1e-4}])
+def test_packed_scores_equal_full_forward_passes(tiny_model, short_chains, objective, limits):
+    """Every candidate state scored through packed rows (4D mask, explicit positions, shared prefix cache)
+    equals the objective of that sequence from its own plain forward pass."""
+    layout = render(short_chains[6], tiny_model.tokenizer)
+    p, n, a = len(layout.prompt_ids), len(layout.reasoning_ids), len(layout.post_ids)
+    engine = Engine(tiny_model, objective, **limits)
+    state = engine.state(layout.ids, p, a)
+    sets = deletion_sets(n)
+    scores = engine.score(state, sets)
+    naive = NaiveReference(tiny_model, objective)
+    expected = [naive.objectives([pruned_ids(layout.prompt_ids, layout.reasoning_ids, layout.post_ids,
+                                             [k for k in range(n) if k not in gone])], p, a)[0] for gone in sets]
+    assert np.abs(np.array(scores) - expected).max() < 1e-5
+    assert math.isclose(engine.objective_of(state), objective_by_hand(tiny_model, layout.ids, p, a, objective),
+                        abs_tol=1e-5)
+    if not limits:  # several segments share a row, and padding stays small
+        assert engine.tokens <= 1.2 * engine.useful
+
+
+def test_advance_equals_a_fresh_state(tiny_model, short_chains):
+    layout = render(short_chains[7], tiny_model.tokenizer)
+    p, n, a = len(layout.prompt_ids), len(layout.reasoning_ids), len(layout.post_ids)
+    engine = Engine(tiny_model)
+    state = engine.state(layout.ids, p, a)
+    kept = [k for k in range(n) if k != n // 2]
+    ids = pruned_ids(layout.prompt_ids, layout.reasoning_ids, layout.post_ids, kept)
+    advanced, fresh = engine.advance(state, ids, p + n // 2), engine.state(ids, p, a)
+    assert torch.allclose(advanced.tlp, fresh.tlp, atol=1e-5)
+    assert torch.allclose(advanced.hidden, fresh.hidden, atol=1e-4)
+    assert engine.score(advanced, [[0], [3, 4]]) == pytest.approx(engine.score(fresh, [[0], [3, 4]]), abs=1e-5)
+
+
+def test_engine_refuses_positions_outside_the_reasoning(tiny_model, short_chains):
+    layout = render(short_chains[0], tiny_model.tokenizer)
+    engine = Engine(tiny_model)
+    state = engine.state(layout.ids, len(layout.prompt_ids), len(layout.post_ids))
+    with pytest.raises(ValueError, match="not a set of reasoning indices"):
+        engine.score(state, [[len(layout.reasoning_ids)]])
+
+
 @pytest.mark.parametrize("objective", ["reason-answer", "answer"])
 def test_greedy_equals_naive_on_tiny_model(tiny_model, short_chains, objective):
     layout = render(short_chains[3], tiny_model.tokenizer)
-    result = prune(tiny_model, layout, "greedy", objective)
+    result = prune(tiny_model, layout, objective=objective)
     order, trajectory = NaiveReference(tiny_model, objective).run(layout)
     assert result.order == order
-    assert np.allclose(result.trajectory, trajectory, atol=1e-4)
-    # The trajectory is the objective of the pruned sequences themselves.
+    assert np.allclose(result.trajectory, trajectory, atol=1e-5)
     p, a = len(layout.prompt_ids), len(layout.post_ids)
-    for step in (0, 5, len(order) - 1):
+    for step in (0, 5, len(order) - 1):  # the trajectory is the objective of the pruned sequences
         kept = [j for j in range(len(layout.reasoning_ids)) if j not in order[:step]]
-        ids = layout.prompt_ids + [layout.reasoning_ids[j] for j in kept] + layout.post_ids
+        ids = pruned_ids(layout.prompt_ids, layout.reasoning_ids, layout.post_ids, kept)
         assert math.isclose(result.trajectory[step], objective_by_hand(tiny_model, ids, p, a, objective),
                             abs_tol=1e-4)
 
@@ -54,25 +105,24 @@ def test_greedy_equals_naive_on_tiny_model(tiny_model, short_chains, objective):
 @pytest.mark.parametrize("objective", ["reason-answer", "answer"])
 def test_greedy_equals_naive_on_the_embedded_model(model, short_chains, objective):
     layout = render(short_chains[0], model.tokenizer)
-    result = prune(model, layout, "greedy", objective)
+    result = prune(model, layout, objective=objective)
     naive = NaiveReference(model, objective)
     order, trajectory = naive.run(layout)
     assert result.order == order
     assert np.abs(np.array(result.trajectory) - np.array(trajectory)).max() < 1e-4
-    assert result.tokens_processed * 3 < naive.tokens  # the cache does the work it promises
+    assert result.tokens_processed * 4 < naive.tokens  # each candidate computes only its own segment
 
 
 def test_keep_ratio_stops_early_and_first_scores_are_single_deletions(tiny_model, short_chains):
     layout = render(short_chains[5], tiny_model.tokenizer)
     n = len(layout.reasoning_ids)
-    full = prune(tiny_model, layout, "greedy")
-    half = prune(tiny_model, layout, "greedy", keep_ratio=0.5)
+    full = prune(tiny_model, layout)
+    half = prune(tiny_model, layout, keep_ratio=0.5)
     assert half.order == full.order[: n_to_delete(n, 0.5)]
     assert sum(s is None for s in half.deleted_step) == n - n_to_delete(n, 0.5)
     assert len(half.trajectory) == len(half.order) + 1
-    # Deleting token j alone: the first score of j is the objective of that sequence.
     p, a = len(layout.prompt_ids), len(layout.post_ids)
-    for j in (0, n // 2, n - 1):
+    for j in (0, n // 2, n - 1):  # deleting token j alone: the first score of j is that sequence's objective
         ids = layout.prompt_ids + layout.reasoning_ids[:j] + layout.reasoning_ids[j + 1:] + layout.post_ids
         assert math.isclose(full.first_scores[j], objective_by_hand(tiny_model, ids, p, a, "reason-answer"),
                             abs_tol=1e-4)
@@ -80,57 +130,82 @@ def test_keep_ratio_stops_early_and_first_scores_are_single_deletions(tiny_model
 
 def test_greedy_fast_is_a_full_ranking_that_starts_like_greedy(tiny_model, short_chains):
     layout = render(short_chains[8], tiny_model.tokenizer)
-    exact = prune(tiny_model, layout, "greedy")
-    fast = prune(tiny_model, layout, "greedy-fast")
+    exact = prune(tiny_model, layout)
+    fast = prune(tiny_model, layout, method="greedy-fast")
     assert sorted(fast.order) == list(range(len(layout.reasoning_ids)))
     assert fast.order[0] == exact.order[0]  # step 1 scores every candidate
     assert fast.tokens_processed < exact.tokens_processed
     assert np.allclose(fast.first_scores, exact.first_scores, atol=1e-5)
 
 
-def test_baselines(tiny_model, short_chains):
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_trajectory_is_the_objective_of_its_states(tiny_model, short_chains, method):
+    """Each method's recorded trajectory equals full forward passes over the states its order visits."""
+    layout = render(short_chains[4], tiny_model.tokenizer)
+    result = prune(tiny_model, layout, method=method, keep_ratio=0.3, example_id="x")
+    n = len(layout.reasoning_ids)
+    assert len(result.order) == n_to_delete(n, 0.3) == len(set(result.order))
+    assert len(result.trajectory) == len(result.order) + 1
+    expected = NaiveReference(tiny_model).trajectory(layout, result.order)
+    assert np.abs(np.array(result.trajectory) - expected).max() < 1e-5
+
+
+def test_baseline_orders(tiny_model, short_chains):
     layout = render(short_chains[4], tiny_model.tokenizer)
     n = len(layout.reasoning_ids)
-    truncate = prune(tiny_model, layout, "truncate")
-    assert truncate.order == list(range(n - 1, -1, -1))
-    r1 = prune(tiny_model, layout, "random", seed=1, example_id="x")
-    assert r1.order == prune(tiny_model, layout, "random", seed=1, example_id="x").order
-    assert r1.order != prune(tiny_model, layout, "random", seed=2, example_id="x").order
-    # surprisal: lowest surprisal first, from one independent forward pass
-    ids = layout.ids
+    assert prune(tiny_model, layout, method="truncate").order == list(range(n - 1, -1, -1))
+    r1 = prune(tiny_model, layout, method="random", seed=1, example_id="x")
+    assert r1.order == prune(tiny_model, layout, method="random", seed=1, example_id="x").order
+    assert r1.order != prune(tiny_model, layout, method="random", seed=2, example_id="x").order
+    assert r1.order != prune(tiny_model, layout, method="random", seed=1, example_id="y").order
+    ids = layout.ids  # surprisal: lowest first, from one independent forward pass
     with torch.no_grad():
         logits = tiny_model.hf(torch.tensor([ids])).logits[0]
     p = len(layout.prompt_ids)
     lp = token_logprobs(logits[p - 1: p + n - 1], torch.tensor(layout.reasoning_ids))
-    assert prune(tiny_model, layout, "surprisal").order == sorted(range(n), key=lambda j: -float(lp[j]))
-    for method in METHODS:
-        result = prune(tiny_model, layout, method, keep_ratio=0.5, example_id="x")
-        assert len(result.order) == n_to_delete(n, 0.5) and len(result.trajectory) == len(result.order) + 1
-        assert len(set(result.order)) == len(result.order)
-    # every method's trajectory is exact: the truncated state is scored like greedy's own
-    assert math.isclose(truncate.trajectory[0], prune(tiny_model, layout, "greedy").trajectory[0], abs_tol=1e-6)
+    assert prune(tiny_model, layout, method="surprisal").order == sorted(range(n), key=lambda j: -float(lp[j]))
 
 
-def test_unknown_method_and_objective(tiny_model, short_chains):
-    layout = render(short_chains[0], tiny_model.tokenizer)
-    with pytest.raises(ValueError, match="unknown method"):
-        prune(tiny_model, layout, "magic")
-    with pytest.raises(ValueError, match="unknown objective"):
-        prune(tiny_model, layout, "greedy", "everything")
+def test_attention_baseline_follows_attention_summed_by_hand(tiny_model, short_chains):
+    from transformers import AutoModelForCausalLM
+
+    plain = AutoModelForCausalLM.from_pretrained(tiny_model.path, attn_implementation="eager").eval()
+    layout = render(short_chains[9], tiny_model.tokenizer)
+    p, n = len(layout.prompt_ids), len(layout.reasoning_ids)
+    with torch.no_grad():
+        attentions = plain(torch.tensor([layout.ids]), output_attentions=True).attentions
+    received = torch.stack([a[0, :, p + n:, p: p + n].mean(1) for a in attentions]).mean((0, 1))
+    expected = sorted(range(n), key=lambda j: float(received[j]))
+    assert prune(tiny_model, layout, method="attention").order == expected
+
+
+def test_config_is_validated_before_any_work():
+    for bad, message in [({"method": "magic"}, "unknown method"), ({"objective": "everything"}, "unknown objective"),
+                         ({"keep_ratio": 1.0}, "keep ratio"), ({"fast_share": 0}, "fast_share"),
+                         ({"max_batch": 0}, "max_batch"), ({"dtype": "int8"}, "unknown dtype")]:
+        with pytest.raises(ValueError, match=message):
+            PruneConfig(**bad)
+    with pytest.raises(ValueError, match="unknown pruning settings"):
+        PruneConfig.from_dict({"method": "greedy", "beam": 3})
+    config = PruneConfig(method="greedy-fast", fast_share=0.2)
+    assert PruneConfig.from_dict(config.to_dict()) == config
 
 
 def test_prune_examples_writes_tables_and_resumes(tiny_model, short_chains, tmp_path):
     examples = short_chains[:4]
     out = tmp_path / "run"
-    first = prune_examples(tiny_model, examples[:2], out, "greedy", show_progress=False)
+    first = prune_examples(tiny_model, examples[:2], out, show_progress=False)
     assert first == {"done": 2, "resumed": 0, "skipped": []}
-    again = prune_examples(tiny_model, examples, out, "greedy", show_progress=False)
+    again = prune_examples(tiny_model, examples, out, show_progress=False, max_batch=2)  # resources may change
     assert again == {"done": 2, "resumed": 2, "skipped": []}
+    recorded = json.loads((out / "prune.json").read_text())
+    assert recorded == {**PruneConfig().to_dict(), "model": tiny_model.name, "dtype": "float32"}
     ex = pd.read_parquet(out / "examples.parquet")
     tok = pd.read_parquet(out / "tokens.parquet")
     assert list(ex.example_id) == sorted((e.id for e in examples), key=lambda s: int(s.split("-")[1]))
     for column in ["example_id", "question", "reasoning", "answer", "model", "method", "objective",
-                   "prompt_ids", "reasoning_ids", "post_ids", "order", "objective_trajectory", "seconds"]:
+                   "prompt_ids", "reasoning_ids", "post_ids", "order", "objective_trajectory", "seconds",
+                   "tokens_processed", "tokens_needed"]:
         assert column in ex
     for column in ["example_id", "position", "token_id", "token_text", "char_start", "char_end",
                    "deleted_step", "rank_norm"]:
@@ -143,14 +218,16 @@ def test_prune_examples_writes_tables_and_resumes(tiny_model, short_chains, tmp_
     assert np.allclose(rows.rank_norm, rows.deleted_step / len(rows))
     assert [rows.position.iloc[i] for i in np.argsort(rows.deleted_step.to_numpy())] == list(row.order)
     with pytest.raises(RunError, match="method='greedy' \\(now 'random'\\)"):
-        prune_examples(tiny_model, examples, out, "random", show_progress=False)
+        prune_examples(tiny_model, examples, out, method="random", show_progress=False)
+    with pytest.raises(RunError, match="fast_share=0.1 \\(now 0.3\\)"):
+        prune_examples(tiny_model, examples, out, fast_share=0.3, show_progress=False)
 
 
 def test_shards_share_a_run_and_merge(tiny_model, short_chains, tmp_path):
     examples = short_chains[:5]
     out = tmp_path / "sharded"
     for shard in ("0/2", "1/2"):
-        prune_examples(tiny_model, examples, out, "truncate", shard=shard, show_progress=False)
+        prune_examples(tiny_model, examples, out, method="truncate", shard=shard, show_progress=False)
     ex = pd.read_parquet(out / "examples.parquet")
     assert sorted(ex.example_id) == sorted(e.id for e in examples)
 
@@ -161,7 +238,8 @@ def test_bad_examples_stop_or_are_skipped(tiny_model, short_chains, tmp_path):
     bad = Example("bad-1", "q", "word " * 1200, "1")  # longer than the tiny model's 1024 positions
     examples = [short_chains[0], bad, short_chains[1]]
     with pytest.raises(LayoutError, match="bad-1: .* exceed the model's context of 1024"):
-        prune_examples(tiny_model, examples, tmp_path / "a", "truncate", show_progress=False)
+        prune_examples(tiny_model, examples, tmp_path / "a", method="truncate", show_progress=False)
     assert pd.read_parquet(tmp_path / "a" / "parts" / "prune" / f"{short_chains[0].id}.examples.parquet").shape[0] == 1
-    summary = prune_examples(tiny_model, examples, tmp_path / "b", "truncate", skip_bad=True, show_progress=False)
+    summary = prune_examples(tiny_model, examples, tmp_path / "b", method="truncate", skip_bad=True,
+                             show_progress=False)
     assert summary["done"] == 2 and len(summary["skipped"]) == 1

@@ -10,8 +10,8 @@ Three lines from a notebook::
 from .data import Example, load_examples
 from .layout import Layout, render
 from .models import PrunerModel, load_model
-from .pruning import PruneResult, prune, prune_examples
+from .pruning import PruneConfig, PruneResult, prune, prune_examples
 
-__all__ = ["Example", "Layout", "PruneResult", "PrunerModel", "load_examples", "load_model",
+__all__ = ["Example", "Layout", "PruneConfig", "PruneResult", "PrunerModel", "load_examples", "load_model",
            "prune", "prune_examples", "render"]
 __version__ = "0.1.0"

@@ -17,8 +17,8 @@ import pandas as pd
 from scipy import stats
 
 from .categories import LABELS
-from .pruning import n_to_delete
-from .store import read_table, write_table, write_text
+from .ops import n_to_delete
+from .store import natural_key, read_table, write_table, write_text
 
 KEEP_RATIOS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
 BASELINE_FEATURES = ("surprisal", "position_norm", "is_digit", "is_punct", "token_chars")
@@ -264,6 +264,33 @@ def order_agreement(tokens: pd.DataFrame, other: pd.DataFrame, ratios: Sequence[
     if not rows:
         raise ValueError("the runs share no example")
     return pd.DataFrame(rows)
+
+
+def objective_at(examples: pd.DataFrame, ratio: float) -> pd.Series:
+    """Each example's exact objective once ``ratio`` of its tokens are kept (NaN if the run stopped earlier)."""
+    def at(row) -> float:
+        k = n_to_delete(int(row.n_reasoning), ratio)
+        trajectory = row.objective_trajectory
+        return float(trajectory[k]) if k < len(trajectory) else np.nan
+    return pd.Series([at(row) for row in examples.itertuples()], index=examples.example_id.to_numpy())
+
+
+def normalised_objective(method: pd.DataFrame, exact: pd.DataFrame, random: pd.DataFrame,
+                         ratios: Sequence[float] = (0.75, 0.5, 0.25)) -> pd.DataFrame:
+    """(method - random) / (exact greedy - random) of the objective at each keep ratio, per shared example.
+
+    1 is as good as exact greedy, 0 no better than random deletion; NaN where exact and random tie.
+    Inputs are the three runs' ``examples`` tables.
+    """
+    shared = sorted(set(method.example_id) & set(exact.example_id) & set(random.example_id), key=natural_key)
+    if not shared:
+        raise ValueError("the runs share no example")
+    frame = pd.DataFrame({"example_id": shared})
+    for ratio in ratios:
+        m, e, r = (objective_at(t, ratio).reindex(shared).to_numpy() for t in (method, exact, random))
+        gap = e - r
+        frame[f"normalised@{ratio:g}"] = np.where(np.abs(gap) > 1e-9, (m - r) / np.where(gap == 0, 1, gap), np.nan)
+    return frame
 
 
 def category_rank(tokens: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -32,14 +32,13 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
                         help="use only chains whose reasoning has at most this many tokens (then --limit)")
 
 
-def _load(args) -> tuple:
+def _load(args, dtype=None) -> tuple:
     from .data import load_examples
+    from .layout import select_short
     from .models import load_model
 
-    from .layout import select_short
-
     skipped: list[str] = []
-    model = load_model(args.model, args.device)
+    model = load_model(args.model, args.device, dtype)
     if args.max_tokens is None:
         examples = load_examples(args.data, args.limit, args.seed, args.skip_bad, skipped)
     else:  # generated data: make enough candidates; files: read them all, then filter
@@ -63,11 +62,17 @@ def cmd_info(args) -> None:
 
 
 def cmd_prune(args) -> None:
-    from .pruning import prune_examples
+    from .models import default_device
+    from .pruning import PruneConfig, prune_examples
+    from .store import shard_of
 
-    model, examples = _load(args)
-    summary = prune_examples(model, examples, args.out, args.method, args.objective, args.keep_ratio,
-                             args.seed, args.shard, args.skip_bad, max_batch=args.max_batch)
+    config = PruneConfig(method=args.method, objective=args.objective, keep_ratio=args.keep_ratio, seed=args.seed,
+                         fast_share=args.fast_share, fast_refresh=args.fast_refresh,
+                         fast_neighbours=args.fast_neighbours, max_batch=args.max_batch,
+                         memory_gib=args.memory_gib, dtype=args.dtype)
+    shard_of([], args.shard)  # checked before the model loads
+    model, examples = _load(args, config.torch_dtype(args.device or default_device()))
+    summary = prune_examples(model, examples, args.out, config, shard=args.shard, skip_bad=args.skip_bad)
     for message in summary["skipped"]:
         print(f"skipped: {message}", file=sys.stderr)
     print(f"pruned {summary['done']} example(s), {summary['resumed']} already done, "
@@ -110,10 +115,14 @@ def cmd_analyze(args) -> None:
 
 
 def cmd_agree(args) -> None:
-    from .analysis import order_agreement
+    from .analysis import normalised_objective, order_agreement
     from .store import read_table, write_text
 
     table = order_agreement(read_table(args.run, "tokens"), read_table(args.other, "tokens"))
+    if args.random:
+        normalised = normalised_objective(read_table(args.other, "examples"), read_table(args.run, "examples"),
+                                          read_table(args.random, "examples"))
+        table = table.merge(normalised, on="example_id", how="left")
     if args.out:
         print(f"agreement -> {write_text(table.to_csv(index=False), Path(args.out))}")
     print(f"{len(table)} shared examples; means:")
@@ -162,7 +171,8 @@ def cmd_merge(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .pruning import METHODS, OBJECTIVES
+    from .pruning import METHODS, OBJECTIVES, PruneConfig
+    from .pruning.config import DTYPES
 
     parser = argparse.ArgumentParser(prog="prunelens", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -176,12 +186,23 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p)
     p.add_argument("--objective", choices=OBJECTIVES, default="reason-answer",
                    help="reason-answer: mean log-prob of kept reasoning + answer; answer: answer only")
-    p.add_argument("--method", choices=METHODS, default="greedy",
-                   help="greedy (exact), greedy-fast (lazy re-scoring), or a baseline order")
+    p.add_argument("--method", choices=list(METHODS), default="greedy",
+                   help="; ".join(f"{name}: {method.help}" for name, method in METHODS.items()))
     p.add_argument("--keep-ratio", type=float, default=0.0,
                    help="stop when this share of reasoning tokens is left (0: rank them all)")
     p.add_argument("--shard", default=None, help="i/n: process every n-th example starting at i")
-    p.add_argument("--max-batch", type=int, default=None, help="most candidates per forward pass")
+    defaults = PruneConfig()
+    p.add_argument("--fast-share", type=float, default=defaults.fast_share,
+                   help="greedy-fast: share of candidates re-scored per step")
+    p.add_argument("--fast-refresh", type=int, default=defaults.fast_refresh,
+                   help="greedy-fast: re-score every candidate every this many steps")
+    p.add_argument("--fast-neighbours", type=int, default=defaults.fast_neighbours,
+                   help="greedy-fast: also re-score tokens this close to a deletion")
+    p.add_argument("--max-batch", type=int, default=None, help="most packed rows per forward pass")
+    p.add_argument("--memory-gib", type=float, default=None,
+                   help="memory budget of the scoring engine (default: 2 on CPU, 60%% of free GPU memory)")
+    p.add_argument("--dtype", choices=DTYPES, default="auto",
+                   help="weights' dtype (auto: float32 on CPU, bfloat16 on CUDA); log-softmax is float32")
     p.add_argument("--out", required=True, help="run directory (re-running the command resumes it)")
     p.set_defaults(func=cmd_prune)
 
@@ -214,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("agree", help="how alike two runs' deletion orders are (say greedy-fast against greedy)")
     p.add_argument("run", help="run directory")
     p.add_argument("other", help="run directory of the same model and data")
+    p.add_argument("--random", default=None, metavar="RUN",
+                   help="a random-deletion run of the same chains: adds OTHER's normalised objective at keep "
+                        "0.75/0.5/0.25, (other - random) / (run - random), with RUN the exact greedy run")
     p.add_argument("--out", default=None, metavar="FILE.csv", help="write the per-example table")
     p.set_defaults(func=cmd_agree)
 
@@ -233,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_arg(p)
     p.add_argument("--limit", type=int, default=12, help="how many chains")
     p.add_argument("--max-tokens", type=int, default=50, help="only chains with at most this many reasoning tokens")
-    p.add_argument("--method", choices=METHODS, default="greedy", help="pruning method (default: exact greedy)")
+    p.add_argument("--method", choices=list(METHODS), default="greedy", help="pruning method (default: exact greedy)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/demo", help="output directory")
     p.set_defaults(func=cmd_demo)

@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from .layout import Layout
-from .pruning import n_to_delete, token_logprobs
+from .ops import n_to_delete, token_logprobs
 from .store import StageStore, read_table
 
 MLP_THRESHOLD = 0.1

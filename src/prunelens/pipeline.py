@@ -20,7 +20,7 @@ def run_pipeline(model, examples, out: str | Path, method: str = "greedy", objec
                  seed: int = 0, show_progress: bool = True) -> dict[str, object]:
     """Run every stage into ``out``; return where things are and the headline numbers."""
     out = Path(out)
-    prune_examples(model, examples, out, method, objective, seed=seed, show_progress=show_progress)
+    prune_examples(model, examples, out, method=method, objective=objective, seed=seed, show_progress=show_progress)
     features_run(model, out, show_progress=show_progress)
     annotate_run(out)
     tables = analyze(out, show_progress=show_progress)

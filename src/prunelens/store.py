@@ -89,17 +89,30 @@ class StageStore:
     def parts(self) -> Path:
         return self.run / "parts" / self.stage
 
-    def check_config(self, config: dict[str, Any]) -> None:
-        """Record the stage's settings; refuse to resume a run made with different ones."""
+    def check_config(self, config: dict[str, Any], ignore: Sequence[str] = ()) -> None:
+        """Record the stage's settings; refuse to resume a run made with different ones.
+
+        The file is made whole under a temporary name and linked into place, which fails if it
+        exists: of several processes starting at once, one records and the others compare.
+        Keys in ``ignore`` are recorded but may differ on resume.
+        """
         path = self.run / f"{self.stage}.json"
-        if path.exists():
-            old = json.loads(path.read_text())
-            diff = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
-            if diff:
-                said = ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in diff.items())
-                raise RunError(f"{self.run} was made with {said}: use another --out or the same settings")
-        else:
-            write_text(json.dumps(config, indent=2, sort_keys=True), path)
+        self.run.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            tmp = atomic_write(self.run / f".{self.stage}.json.{os.getpid()}", lambda t: t.write_text(
+                json.dumps(config, indent=2, sort_keys=True)))
+            try:
+                os.link(tmp, path)
+                return
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        old = json.loads(path.read_text())
+        diff = {k: (old.get(k), v) for k, v in config.items() if k not in ignore and old.get(k) != v}
+        if diff:
+            said = ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in diff.items())
+            raise RunError(f"{self.run} was made with {said}: use another --out or the same settings")
 
     def done(self) -> set[str]:
         """Example ids whose parts are all written (the last table is written last)."""

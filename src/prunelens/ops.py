@@ -1,0 +1,42 @@
+"""Pure helpers shared by pruning, features and analysis; this module imports nothing heavy.
+
+- ``n_to_delete``: how many tokens go at a keep ratio (the one rounding rule of the toolkit);
+- ``pick``: the best of a list of scores, ties to the earliest position;
+- ``token_logprobs``: log p(target) from logits, in float32;
+- ``pruned_ids``: the token ids of a chain with some reasoning tokens kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+TIE_TOL = 1e-6  # objectives this close to the best count as tied; the earliest position wins
+
+
+def n_to_delete(n: int, keep_ratio: float) -> int:
+    """How many of ``n`` tokens go so that ``keep_ratio`` of them stay (rounded to nearest)."""
+    if not 0.0 <= keep_ratio <= 1.0:
+        raise ValueError(f"keep ratio {keep_ratio} is not between 0 and 1")
+    return n - int(round(keep_ratio * n))
+
+
+def pick(scores: Sequence[float], tie_tol: float = TIE_TOL) -> int:
+    """Index of the best score; scores within ``tie_tol`` of the best count as tied, earliest wins."""
+    best = max(scores)
+    return next(i for i, s in enumerate(scores) if s >= best - tie_tol)
+
+
+def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log p(target) per position: ``logits[..., t, :]`` scores ``targets[..., t]`` (float32)."""
+    logits = logits.float()
+    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
+
+
+def pruned_ids(prompt: Sequence[int], reasoning: Sequence[int], post: Sequence[int],
+               kept: Sequence[int]) -> list[int]:
+    """``prompt + [reasoning[k] for k in kept] + post``: the sequence every stage scores."""
+    return list(prompt) + [reasoning[k] for k in kept] + list(post)

@@ -1,0 +1,34 @@
+"""Greedy likelihood-preserving deletion and the methods it is compared with.
+
+One module per job: ``config`` (every setting), ``registry`` (the method protocol and ``METHODS``),
+``engine`` (exact objectives of candidate states), ``search`` (greedy and greedy-fast),
+``baselines`` (ordering baselines), ``reference`` (the naive algorithm), ``stage`` (runs and
+tables). Importing this package does not import torch; the engine loads it when first used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import baselines, search  # noqa: F401  (register the methods)
+from .config import OBJECTIVES, PruneConfig
+from .registry import METHODS, Method, Ranking, register
+
+if TYPE_CHECKING:
+    from .engine import Engine, State
+    from .reference import NaiveReference
+    from .stage import PruneResult, prune, prune_examples, result_tables
+
+_LAZY = {"Engine": "engine", "State": "engine", "NaiveReference": "reference", "PruneResult": "stage",
+         "prune": "stage", "prune_examples": "stage", "result_tables": "stage"}
+
+__all__ = ["METHODS", "OBJECTIVES", "Engine", "Method", "NaiveReference", "PruneConfig", "PruneResult",
+           "Ranking", "State", "prune", "prune_examples", "register", "result_tables"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,71 @@
+"""``PruneConfig``: every setting of a pruning run, validated once, before any model is loaded."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+OBJECTIVES = ("reason-answer", "answer")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+RESOURCE_SETTINGS = ("max_batch", "memory_gib")  # change speed, not results: a resumed run may change them
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """Settings of a pruning run; ``PruneConfig(method="greedy-fast", keep_ratio=0.5)``.
+
+    ``fast_*`` tune greedy-fast (see ``search``); ``max_batch`` caps packed rows per forward pass and
+    ``memory_gib`` sets the engine's memory budget (default 2 GiB on CPU, 60% of free GPU memory);
+    ``dtype`` ``auto`` is float32 on CPU and bfloat16 on CUDA.
+    """
+
+    method: str = "greedy"
+    objective: str = "reason-answer"
+    keep_ratio: float = 0.0
+    seed: int = 0
+    fast_share: float = 0.1
+    fast_refresh: int = 10
+    fast_neighbours: int = 4
+    max_batch: int | None = None
+    memory_gib: float | None = None
+    dtype: str = "auto"
+
+    def __post_init__(self) -> None:
+        from .registry import METHODS
+
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}: use one of {', '.join(METHODS)}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {self.objective!r}: use one of {', '.join(OBJECTIVES)}")
+        if not 0.0 <= self.keep_ratio < 1.0:
+            raise ValueError(f"keep ratio {self.keep_ratio} is not in [0, 1): 0 ranks every token")
+        if not 0.0 < self.fast_share <= 1.0:
+            raise ValueError(f"fast_share {self.fast_share} is not in (0, 1]")
+        if self.fast_refresh < 1 or self.fast_neighbours < 0:
+            raise ValueError("fast_refresh must be at least 1 and fast_neighbours at least 0")
+        if self.max_batch is not None and self.max_batch < 1:
+            raise ValueError(f"max_batch {self.max_batch} is not a positive number of rows")
+        if self.memory_gib is not None and self.memory_gib <= 0:
+            raise ValueError(f"memory_gib {self.memory_gib} is not positive")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {self.dtype!r}: use one of {', '.join(DTYPES)}")
+
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any]) -> PruneConfig:
+        """A config from a run's recorded settings (unknown keys are an error, not ignored)."""
+        known = {f.name for f in fields(cls)}
+        extra = sorted(set(settings) - known)
+        if extra:
+            raise ValueError(f"unknown pruning settings {extra}: known are {sorted(known)}")
+        return cls(**settings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def torch_dtype(self, device: str):
+        """The torch dtype to load the model in on ``device``."""
+        import torch
+
+        if self.dtype == "auto":
+            return torch.float32 if device == "cpu" else torch.bfloat16
+        return getattr(torch, self.dtype)

@@ -1,0 +1,58 @@
+"""The naive algorithm: a full forward pass of every candidate sequence, no cache. The yardstick.
+
+Tests assert that ``greedy`` gives its orders; the benchmark compares the cost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..layout import Layout
+from ..ops import pick, pruned_ids, token_logprobs
+
+
+@dataclass
+class NaiveReference:
+    """Exact greedy deletion, the slow way: every candidate scored by its own full forward pass."""
+
+    model: object
+    objective: str = "reason-answer"
+    batch: int = 16
+    tokens: int = field(default=0, init=False)
+
+    @torch.inference_mode()
+    def objectives(self, sequences: list[list[int]], p: int, n_post: int) -> list[float]:
+        """The objective of each full sequence (``p`` prompt tokens, ``n_post`` post tokens)."""
+        scores = []
+        for i in range(0, len(sequences), self.batch):
+            x = torch.tensor(sequences[i: i + self.batch], device=self.model.device)
+            lp = token_logprobs(self.model.hf(input_ids=x).logits[:, :-1], x[:, 1:])  # lp[:, t]: position t+1
+            self.tokens += x.numel()
+            start = p if self.objective == "reason-answer" else x.shape[1] - n_post
+            scores.extend(lp[:, start - 1:].mean(1).tolist())
+        return scores
+
+    def trajectory(self, layout: Layout, order: list[int]) -> list[float]:
+        """Objective before any deletion and after each deletion of ``order``, one full pass per state."""
+        p, a, n = len(layout.prompt_ids), len(layout.post_ids), len(layout.reasoning_ids)
+        states = [pruned_ids(layout.prompt_ids, layout.reasoning_ids, layout.post_ids,
+                             [k for k in range(n) if k not in set(order[:s])]) for s in range(len(order) + 1)]
+        return [self.objectives([ids], p, a)[0] for ids in states]
+
+    def run(self, layout: Layout, n_delete: int | None = None) -> tuple[list[int], list[float]]:
+        """Deletion order and objective trajectory of exact greedy deletion."""
+        prompt, reasoning, post = layout.prompt_ids, layout.reasoning_ids, layout.post_ids
+        p, a = len(prompt), len(post)
+        kept = list(range(len(reasoning)))
+        n_delete = len(kept) if n_delete is None else n_delete
+        trajectory = self.objectives([pruned_ids(prompt, reasoning, post, kept)], p, a)
+        order: list[int] = []
+        while len(order) < n_delete:
+            scores = self.objectives([pruned_ids(prompt, reasoning, post, kept[:j] + kept[j + 1:])
+                                      for j in range(len(kept))], p, a)
+            j = pick(scores)
+            trajectory.append(scores[j])
+            order.append(kept.pop(j))
+        return order, trajectory

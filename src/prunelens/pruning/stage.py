@@ -1,0 +1,142 @@
+"""The pruning stage: prune one example (``prune``) or a dataset into a run (``prune_examples``).
+
+A run's ``prune.json`` records the whole ``PruneConfig`` and the model, so a resumed or merged
+run never mixes settings (``max_batch`` and ``memory_gib`` only change speed and may differ).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..layout import Layout, LayoutError, render
+from ..ops import n_to_delete
+from ..store import StageStore, shard_of
+from .config import RESOURCE_SETTINGS, PruneConfig
+from .registry import METHODS
+
+
+@dataclass
+class PruneResult:
+    """Deletion order and what was measured along the way, for one example."""
+
+    order: list[int]  # original reasoning positions, in deletion order
+    deleted_step: list[int | None]  # per position: 1..N, None if a keep ratio left it in
+    trajectory: list[float]  # objective before any deletion, then after each deletion
+    first_scores: list[float] | None = None  # objective after deleting each token alone, step 1
+    tokens_processed: int = 0  # token slots passed through the model (padding included)
+    tokens_needed: int = 0  # the engine's lower bound for the same work
+    seconds: float = 0.0
+
+    @property
+    def n(self) -> int:
+        return len(self.deleted_step)
+
+
+def _config(config: PruneConfig | None, settings: dict) -> PruneConfig:
+    if config is not None and settings:
+        raise TypeError("give a PruneConfig or keyword settings, not both")
+    return config if config is not None else PruneConfig(**settings)
+
+
+def prune(model, layout: Layout, config: PruneConfig | None = None, *, example_id: str = "",
+          progress: Callable[[int], None] | None = None, **settings) -> PruneResult:
+    """Rank the reasoning tokens of ``layout``: ``prune(model, layout, method="greedy-fast")``.
+
+    Settings are a ``PruneConfig`` or its fields as keywords. ``progress`` is called with the
+    number of tokens ranked as the method goes.
+    """
+    from .engine import Engine
+
+    config = _config(config, settings)
+    start = time.perf_counter()
+    engine = Engine(model, config.objective, config.max_batch, config.memory_gib)
+    n = len(layout.reasoning_ids)
+    n_delete = n_to_delete(n, config.keep_ratio)
+    ranking = METHODS[config.method].rank(engine, layout, config, n_delete, example_id, progress or (lambda k: None))
+    trajectory = ranking.trajectory
+    if trajectory is None:
+        if progress:
+            progress(len(ranking.order))
+        trajectory = engine.trajectory(layout.ids, len(layout.prompt_ids), len(layout.post_ids), ranking.order)
+    deleted_step: list[int | None] = [None] * n
+    for step, position in enumerate(ranking.order, start=1):
+        deleted_step[position] = step
+    return PruneResult(order=ranking.order, deleted_step=deleted_step, trajectory=trajectory,
+                       first_scores=ranking.first_scores, tokens_processed=engine.tokens,
+                       tokens_needed=engine.useful, seconds=time.perf_counter() - start)
+
+
+def result_tables(example, layout: Layout, result: PruneResult, model_name: str,
+                  config: PruneConfig) -> dict[str, pd.DataFrame]:
+    """One ``examples`` row and the ``tokens`` rows (one per reasoning token) for a pruned example."""
+    n = result.n
+    examples = pd.DataFrame([{
+        "example_id": example.id, "question": example.question, "reasoning": example.reasoning,
+        "answer": example.answer, "model": model_name, "method": config.method, "objective": config.objective,
+        "keep_ratio": config.keep_ratio, "seed": config.seed, "n_reasoning": n,
+        "prompt_ids": layout.prompt_ids, "reasoning_ids": layout.reasoning_ids, "post_ids": layout.post_ids,
+        "order": result.order, "objective_trajectory": result.trajectory,
+        "tokens_processed": result.tokens_processed, "tokens_needed": result.tokens_needed,
+        "seconds": result.seconds,
+    }])
+    before = result.trajectory[0]
+    tokens = pd.DataFrame({
+        "example_id": example.id,
+        "position": np.arange(n),
+        "token_id": layout.reasoning_ids,
+        "token_text": [example.reasoning[a:b] for a, b in layout.spans],
+        "char_start": [a for a, _ in layout.spans],
+        "char_end": [b for _, b in layout.spans],
+        "deleted_step": pd.array(result.deleted_step, dtype="Int64"),
+        "rank_norm": [s / n if s is not None else None for s in result.deleted_step],
+        "drop_first": [before - s for s in result.first_scores] if result.first_scores else None,
+    })
+    tokens["rank_norm"] = tokens["rank_norm"].astype("Float64")
+    tokens["drop_first"] = tokens["drop_first"].astype("Float64")
+    return {"examples": examples, "tokens": tokens}
+
+
+def run_config(model, config: PruneConfig) -> dict:
+    """What ``prune.json`` records: the whole config, the model and the dtype it ran in."""
+    return {**config.to_dict(), "model": model.name, "dtype": str(model.dtype).removeprefix("torch.")}
+
+
+def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConfig | None = None, *,
+                   shard: str | None = None, skip_bad: bool = False, show_progress: bool = True,
+                   **settings) -> dict[str, object]:
+    """Prune ``examples`` into ``out``/{examples,tokens}.parquet, resuming finished examples.
+
+    Returns a summary: ``done`` (pruned now), ``resumed`` (already there), ``skipped`` (messages).
+    Bad examples (too long, empty) stop the run with LayoutError, or are skipped with ``skip_bad``.
+    """
+    from tqdm.auto import tqdm
+
+    config = _config(config, settings)
+    mine = shard_of(examples, shard)
+    store = StageStore(out, "prune", ("tokens", "examples"))
+    store.check_config(run_config(model, config), ignore=RESOURCE_SETTINGS)
+    finished = store.done()
+    todo = [e for e in mine if e.id not in finished]
+    summary: dict[str, object] = {"done": 0, "resumed": len(mine) - len(todo), "skipped": []}
+    for example in tqdm(todo, desc=f"prune {config.method}", unit="ex", disable=not show_progress):
+        try:
+            layout = render(example, model.tokenizer, model.max_length)
+        except LayoutError as err:
+            if not skip_bad:
+                raise
+            summary["skipped"].append(str(err))
+            continue
+        steps = tqdm(total=n_to_delete(len(layout.reasoning_ids), config.keep_ratio), desc=example.id,
+                     unit="tok", leave=False, disable=not show_progress)
+        result = prune(model, layout, config, example_id=example.id, progress=steps.update)
+        steps.close()
+        store.write(example.id, result_tables(example, layout, result, model.name, config))
+        summary["done"] += 1
+    store.merge()
+    return summary
