@@ -243,3 +243,27 @@ def test_bad_examples_stop_or_are_skipped(tiny_model, short_chains, tmp_path):
     summary = prune_examples(tiny_model, examples, tmp_path / "b", method="truncate", skip_bad=True,
                              show_progress=False)
     assert summary["done"] == 2 and len(summary["skipped"]) == 1
+
+
+@pytest.mark.parametrize("objective", ["reason-answer", "answer"])
+def test_reuse_across_steps_changes_no_score(tiny_model, short_chains, objective):
+    """Candidates that reuse their segment from earlier steps score exactly like fresh full passes."""
+    layout = render(short_chains[6], tiny_model.tokenizer)
+    p, n, a = len(layout.prompt_ids), len(layout.reasoning_ids), len(layout.post_ids)
+    prompt, reasoning, post = layout.prompt_ids, layout.reasoning_ids, layout.post_ids
+    engine, naive = Engine(tiny_model, objective), NaiveReference(tiny_model, objective)
+    state = engine.state(layout.ids, p, a)
+    kept = list(range(n))
+    for deleted in (n - 3, n // 2, 2, n // 3):  # late, middle and early deletions, each after a full scoring
+        engine.score(state, [[j] for j in range(len(kept))])
+        kept.pop(deleted)
+        state = engine.advance(state, pruned_ids(prompt, reasoning, post, kept), p + deleted, deleted=deleted)
+        assert set(state.memo) == set(range(deleted - 2))  # k < d - 1 keeps a memo of at least 2 positions
+    before = engine.useful
+    scores = engine.score(state, [[j] for j in range(len(kept))])
+    expected = naive.objectives([pruned_ids(prompt, reasoning, post, kept[:j] + kept[j + 1:])
+                                 for j in range(len(kept))], p, a)
+    assert np.abs(np.array(scores) - expected).max() < 1e-5
+    fresh = Engine(tiny_model, objective, reuse=False)
+    fresh.score(fresh.state(state.ids, p, a), [[j] for j in range(len(kept))])
+    assert engine.useful - before < fresh.useful - len(state.ids)  # the memo saved work

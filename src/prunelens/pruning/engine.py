@@ -8,32 +8,53 @@ A candidate is ``S`` with a set ``D`` of reasoning positions deleted. It agrees 
 ``c = p + min(D)``, so there its log-probs, hidden states and cache are those of the state. The
 token that now stands at ``c`` is predicted by the cached hidden state at ``c - 1`` (the LM head on
 one vector). Only the new tokens from ``c`` to the second-to-last need the model: the candidate's
-*segment*, ``T - |D| - 1 - c`` tokens. That is the lower bound of this scheme, and what it does:
+*segment*. How the work is done:
 
 - segments of many candidates are packed into rows of one width (first fit, longest first); each
   row attends to the shared prefix cache through a 4D additive mask (a segment sees the cache
-  before its own ``c`` and its own earlier tokens) with explicit ``position_ids`` ``c, c+1, ...``;
+  before its own ``c`` and its own earlier tokens) with explicit ``position_ids``;
 - the LM head runs only where the objective needs a log-prob, in slices, with a float32
   log-sum-exp; objectives are summed on the device and copied to the host once per call;
+- **reuse across steps**: a single-deletion candidate's segment (its key/values and log-probs) is
+  kept in the state's memo. After the state deletes reasoning index ``d`` (``advance``), candidate
+  ``k < d - 1`` still has the same sequence up to position ``p + d - 2``: it reuses its memo there,
+  recomputes from that position on, and the row's cache holds its reused block beside the prefix;
 - rows per forward pass come from a memory budget that counts what is really materialised: the
-  prefix cache is concatenated per row, eager attention keeps a float32 score matrix per head.
+  prefix cache and reused blocks are concatenated per row, eager attention keeps a float32 score
+  matrix per head; the memo itself stops growing at the same budget.
 
 ``Engine.tokens`` counts the slots passed through the model (padding included); ``Engine.useful``
-counts the lower bound, so their ratio is the packing overhead.
+counts the tokens the scheme must compute, so their ratio is the packing overhead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from ..ops import token_logprobs
 from .config import OBJECTIVES
 
-DEFAULT_MEMORY_GIB = {"cpu": 2.0}  # CUDA: 60% of the free memory
+DEFAULT_MEMORY_GIB = 2.0  # CPU; on CUDA: 60% of the free memory
 HEAD_SHARE = 0.25  # share of the memory budget for one slice of LM-head logits
+
+KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values
+
+
+@dataclass
+class Memo:
+    """A single-deletion candidate's own sequence from its deletion point ``c``.
+
+    ``kv``: per layer ``[kv_heads, length, head_dim]`` for positions ``c ..``, of which the first
+    ``valid`` still hold; ``cum[i]``: the sum of its log-probs at positions ``c .. c + i - 1``
+    (reason-answer objective only).
+    """
+
+    kv: KV
+    valid: int
+    cum: list[float] | None
 
 
 @dataclass
@@ -45,18 +66,38 @@ class State:
     a: int
     tlp: torch.Tensor  # [T] float32, tlp[0] = 0
     hidden: torch.Tensor  # [T - 1, d] final (normed) hidden states
-    cache: list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values [1, kv_heads, T - 1, head_dim]
+    cache: KV  # [1, kv_heads, T - 1, head_dim]
+    memo: dict[int, Memo] | None = field(default=None, repr=False)  # reasoning index -> its segment
 
     @property
     def n(self) -> int:
         return len(self.ids) - self.p - self.a
 
 
+@dataclass
+class _Candidate:
+    start: int  # c: the first position that differs from the state's sequence
+    resume: int  # u >= c: the first position recomputed; [c, u) comes from a memo
+    suffix: list[int]  # the candidate's tokens from u to the end; the segment is suffix[:-1]
+    weight: float  # of each log-prob in the objective
+    known: float | None  # sum of log-probs at positions c..u from a memo (None: c is predicted from the state)
+    block: KV | None  # memo key/values of positions [c, u)
+    key: int | None  # reasoning index whose memo this candidate refreshes
+
+    @property
+    def length(self) -> int:
+        return len(self.suffix) - 1
+
+    @property
+    def reused(self) -> int:
+        return self.resume - self.start
+
+
 class Engine:
     """Forward passes for one model and objective, counting the tokens it processes."""
 
     def __init__(self, model, objective: str = "reason-answer", max_rows: int | None = None,
-                 memory_gib: float | None = None):
+                 memory_gib: float | None = None, reuse: bool = True):
         if objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
         self.model = model
@@ -64,13 +105,14 @@ class Engine:
         self.objective = objective
         self.device = model.device
         self.dtype = model.dtype
+        self.reuse = reuse
         self.decoder = self.hf.get_decoder()
         self.head = self.hf.get_output_embeddings()
         config = self.hf.config
         self.softcap = getattr(config, "final_logit_softcapping", None)
         self.max_rows = max_rows
         if memory_gib is None:
-            memory_gib = DEFAULT_MEMORY_GIB["cpu"] if self.device.type == "cpu" \
+            memory_gib = DEFAULT_MEMORY_GIB if self.device.type == "cpu" \
                 else 0.6 * torch.cuda.mem_get_info(self.device)[0] / 2**30
         self.budget = int(memory_gib * 2**30)
         size = self.dtype.itemsize
@@ -86,15 +128,12 @@ class Engine:
 
     # -- model calls -------------------------------------------------------------------------------
 
-    def _forward(self, ids: torch.Tensor, positions: torch.Tensor, prefix: int,
-                 cache: list[tuple[torch.Tensor, torch.Tensor]] | None, mask: torch.Tensor | None):
-        """Final hidden states ``[R, W, d]`` and the cache of ``ids`` after ``cache[:prefix]`` (repeated per row)."""
+    def _forward(self, ids: torch.Tensor, positions: torch.Tensor, cache: KV | None, mask: torch.Tensor | None):
+        """Final hidden states ``[R, W, d]`` and the cache after running ``ids`` on top of ``cache``."""
         from transformers import DynamicCache
 
-        rows = ids.shape[0]
-        past = DynamicCache(config=self.hf.config) if not prefix else DynamicCache(
-            ddp_cache_data=[(k[:, :, :prefix].expand(rows, -1, -1, -1), v[:, :, :prefix].expand(rows, -1, -1, -1))
-                            for k, v in cache], config=self.hf.config)
+        past = DynamicCache(ddp_cache_data=cache, config=self.hf.config) if cache else \
+            DynamicCache(config=self.hf.config)
         out = self.decoder(input_ids=ids, position_ids=positions, attention_mask=mask,
                            past_key_values=past, use_cache=True)
         self.tokens += ids.numel()
@@ -115,27 +154,40 @@ class Engine:
         """One forward pass over ``ids`` (all but the last token, which predicts nothing)."""
         x = torch.tensor([list(ids)], device=self.device)
         positions = torch.arange(x.shape[1] - 1, device=self.device)[None]
-        hidden, past = self._forward(x[:, :-1], positions, 0, None, None)
+        hidden, past = self._forward(x[:, :-1], positions, None, None)
         self.useful += x.shape[1] - 1
         tlp = torch.zeros(x.shape[1], dtype=torch.float32, device=self.device)
         tlp[1:] = self.logprobs(hidden[0], x[0, 1:])
-        return State(list(ids), p, a, tlp, hidden[0], [(layer.keys, layer.values) for layer in past.layers])
+        return State(list(ids), p, a, tlp, hidden[0], [(layer.keys, layer.values) for layer in past.layers],
+                     {} if self.reuse else None)
 
     @torch.inference_mode()
-    def advance(self, state: State, ids: Sequence[int], c: int) -> State:
-        """``state(ids)`` for a sequence that agrees with ``state.ids`` on its first ``c`` tokens."""
+    def advance(self, state: State, ids: Sequence[int], c: int, deleted: int | None = None) -> State:
+        """``state(ids)`` for a sequence that agrees with ``state.ids`` on its first ``c`` tokens.
+
+        ``deleted``: the reasoning index whose deletion made ``ids``; the memo of every candidate
+        before it carries over, shortened to what still holds.
+        """
         x = torch.tensor(list(ids), device=self.device)
         hidden, cache = state.hidden[:c], [(k[:, :, :c], v[:, :, :c]) for k, v in state.cache]
         if len(ids) - 1 > c:
             positions = torch.arange(c, len(ids) - 1, device=self.device)[None]
-            new, past = self._forward(x[None, c:-1], positions, c, state.cache, None)
+            new, past = self._forward(x[None, c:-1], positions, cache, None)
             self.useful += len(ids) - 1 - c
             hidden = torch.cat([hidden, new[0]])
             cache = [(layer.keys, layer.values) for layer in past.layers]
         tlp = torch.empty(len(ids), dtype=torch.float32, device=self.device)
         tlp[:c] = state.tlp[:c]
         tlp[c:] = self.logprobs(hidden[c - 1:], x[c:])
-        return State(list(ids), state.p, state.a, tlp, hidden, cache)
+        memo = None
+        if state.memo is not None:
+            memo = {}
+            if deleted is not None:
+                for k, m in state.memo.items():
+                    valid = min(m.valid, deleted - 1 - k)  # the sequence of k < d changes from p + d - 1 on
+                    if valid >= 2:
+                        memo[k] = Memo(m.kv, valid, m.cum)
+        return State(list(ids), state.p, state.a, tlp, hidden, cache, memo)
 
     # -- objectives --------------------------------------------------------------------------------
 
@@ -149,109 +201,181 @@ class Engine:
         state = self.state(ids, p, a)
         return [self.objective_of(state)] + self.score(state, [sorted(order[: s + 1]) for s in range(len(order))])
 
+    def _candidate(self, state: State, gone: Sequence[int]) -> _Candidate:
+        ids, p, total = state.ids, state.p, len(state.ids)
+        gone_at = {p + j for j in gone}
+        if not gone_at or min(gone_at) < p or max(gone_at) >= p + state.n:
+            raise ValueError(f"deletion {sorted(gone)} is not a set of reasoning indices 0..{state.n - 1}")
+        c = min(gone_at)
+        after = [ids[t] for t in range(c, total) if t not in gone_at]
+        key = gone[0] if len(gone) == 1 and state.memo is not None else None
+        memo = state.memo.get(key) if key is not None else None
+        resume, known, block = c, None, None
+        if memo is not None and (memo.cum is not None or self.objective == "answer"):
+            resume = c + memo.valid - 1  # its log-prob is known; it is recomputed to predict the next one
+            known = memo.cum[memo.valid] if memo.cum is not None else 0.0
+            block = [(k[:, :resume - c], v[:, :resume - c]) for k, v in memo.kv]
+        if self.objective == "reason-answer":
+            weight = 1.0 / (total - len(gone_at) - p)
+        else:
+            weight = 1.0 / state.a
+        return _Candidate(c, resume, after[resume - c:], weight, known, block, key)
+
     @torch.inference_mode()
     def score(self, state: State, deletions: Sequence[Sequence[int]]) -> list[float]:
-        """Objective of the state's sequence after deleting each set of reasoning indices in ``deletions``."""
+        """Objective of the state's sequence after deleting each set of reasoning indices in ``deletions``.
+
+        Single deletions use and refresh the state's memo.
+        """
         if not deletions:
             return []
-        ids, p, a, total = state.ids, state.p, state.a, len(state.ids)
+        p, a = state.p, state.a
         prefix_sums = torch.cumsum(state.tlp.double(), 0).tolist()  # prefix_sums[t] = sum tlp[:t+1]
-        starts, suffixes, weights, constants = [], [], [], []
-        for gone in deletions:
-            gone_at = {p + j for j in gone}
-            if not gone_at or min(gone_at) < p or max(gone_at) >= p + state.n:
-                raise ValueError(f"deletion {sorted(gone)} is not a set of reasoning indices 0..{state.n - 1}")
-            c = min(gone_at)
-            suffix = [ids[t] for t in range(c, total) if t not in gone_at]
-            starts.append(c)
-            suffixes.append(suffix)
-            if self.objective == "reason-answer":
-                weight = 1.0 / (total - len(gone_at) - p)
-                constants.append(weight * (prefix_sums[c - 1] - prefix_sums[p - 1]))
-            else:
-                weight = 1.0 / a
-                constants.append(0.0)
-            weights.append(weight)
+        candidates = [self._candidate(state, gone) for gone in deletions]
+        reason = self.objective == "reason-answer"
+        constants = [x.weight * (prefix_sums[x.start - 1] - prefix_sums[p - 1] + (x.known or 0.0)) if reason else 0.0
+                     for x in candidates]
         scores = torch.tensor(constants, dtype=torch.float64, device=self.device)
-        # The first new token of each candidate, predicted by the unchanged hidden state before it.
-        first_needed = [i for i, s in enumerate(suffixes) if self.objective == "reason-answer" or len(s) <= a]
-        if first_needed:
-            index = torch.tensor(first_needed, device=self.device)
-            h = state.hidden[torch.tensor([starts[i] - 1 for i in first_needed], device=self.device)]
-            lp = self.logprobs(h, torch.tensor([suffixes[i][0] for i in first_needed], device=self.device))
-            scores.index_add_(0, index, lp.double() * torch.tensor([weights[i] for i in first_needed],
-                                                                 dtype=torch.float64, device=self.device))
-        width, chunks = self._chunks(starts, suffixes)
-        for chunk in chunks:
-            self._score_chunk(state, chunk, width, starts, suffixes, weights, scores)
+        new_lps: dict[int, list[float]] = {i: [] for i, x in enumerate(candidates) if x.key is not None and reason}
+        # The first new token of each candidate without a memo, predicted by the state's hidden state before it.
+        first = [i for i, x in enumerate(candidates) if x.known is None and (reason or len(x.suffix) <= a)]
+        if first:
+            h = state.hidden[torch.tensor([candidates[i].start - 1 for i in first], device=self.device)]
+            lp = self.logprobs(h, torch.tensor([candidates[i].suffix[0] for i in first], device=self.device))
+            weights = torch.tensor([candidates[i].weight for i in first], dtype=torch.float64, device=self.device)
+            scores.index_add_(0, torch.tensor(first, device=self.device), lp.double() * weights)
+            for i, value in zip(first, lp.tolist()):
+                if i in new_lps:
+                    new_lps[i].append(value)
+        segments: dict[int, KV] = {}
+        for chunk, width in self._chunks(candidates):
+            self._score_chunk(state, candidates, chunk, width, scores, new_lps, segments)
+        self._remember(state, candidates, segments, new_lps)
         return scores.tolist()
 
-    def _chunks(self, starts: list[int], suffixes: list[list[int]]) -> tuple[int, list[list[list[int]]]]:
-        """Row width, and candidates packed into rows (first fit, longest first) grouped into forward passes."""
-        order = sorted((i for i in range(len(suffixes)) if len(suffixes[i]) > 1), key=lambda i: -len(suffixes[i]))
+    def _remember(self, state: State, candidates: list[_Candidate], segments: dict[int, KV],
+                  new_lps: dict[int, list[float]]) -> None:
+        """Store each single-deletion candidate's segment in the state's memo, within the memory budget."""
+        if state.memo is None:
+            return
+        used = sum(m.valid for m in state.memo.values()) * self.kv_bytes
+        for i, x in enumerate(candidates):
+            if x.key is None or i not in segments or used > self.budget:
+                continue
+            if x.block is None:
+                kv = [(k.clone(), v.clone()) for k, v in segments[i]]
+            else:
+                kv = [(torch.cat([bk, k], 1), torch.cat([bv, v], 1)) for (bk, bv), (k, v) in zip(x.block, segments[i])]
+            cum = None
+            if i in new_lps:
+                old = state.memo[x.key].cum[: x.reused + 2] if x.known is not None else [0.0]  # through u
+                cum = list(old)
+                for value in new_lps[i]:
+                    cum.append(cum[-1] + value)
+            previous = state.memo.get(x.key)
+            used += (x.reused + x.length - (previous.valid if previous else 0)) * self.kv_bytes
+            state.memo[x.key] = Memo(kv, x.reused + x.length, cum)
+
+    def _chunks(self, candidates: list[_Candidate]) -> list[tuple[list[list[int]], int]]:
+        """Candidates packed into rows (first fit, longest segment first), rows grouped into forward passes."""
+        order = sorted((i for i, x in enumerate(candidates) if x.length > 0), key=lambda i: -candidates[i].length)
         if not order:
-            return 0, []
-        width = len(suffixes[order[0]]) - 1
+            return []
+        width = candidates[order[0]].length
+        reach = max(width, max(candidates[i].reused for i in order))  # a row's reused blocks, at most
         rows: list[list[int]] = []
-        room: list[int] = []
+        room: list[list[int]] = []  # free slots, free reused-block room
         for i in order:
-            need = len(suffixes[i]) - 1
-            slot = next((r for r, free in enumerate(room) if free >= need), None)
-            if slot is None:
+            x = candidates[i]
+            r = next((r for r, (free, extra) in enumerate(room) if free >= x.length and extra >= x.reused), None)
+            if r is None:
                 rows.append([])
-                room.append(width)
-                slot = len(rows) - 1
-            rows[slot].append(i)
-            room[slot] -= need
-        prefix = max(starts[i] for i in order)
-        per_row = width * self.act_bytes + (prefix + width) * self.kv_bytes + width * (prefix + width) * self.score_bytes
+                room.append([width, reach])
+                r = len(rows) - 1
+            rows[r].append(i)
+            room[r][0] -= x.length
+            room[r][1] -= x.reused
+        prefix = max(candidates[i].start for i in order)
+        keys = prefix + reach + width
+        per_row = width * self.act_bytes + keys * self.kv_bytes + width * keys * self.score_bytes
         per_pass = max(1, self.budget // per_row)
         if self.max_rows:
             per_pass = min(per_pass, self.max_rows)
-        return width, [rows[i: i + per_pass] for i in range(0, len(rows), per_pass)]
+        return [(rows[i: i + per_pass], width) for i in range(0, len(rows), per_pass)]
 
-    def _score_chunk(self, state: State, rows: list[list[int]], width: int, starts, suffixes, weights,
-                     scores: torch.Tensor) -> None:
+    def _score_chunk(self, state: State, candidates: list[_Candidate], rows: list[list[int]], width: int,
+                     scores: torch.Tensor, new_lps: dict[int, list[float]], segments: dict[int, KV]) -> None:
         """One forward pass over packed rows; adds each candidate's weighted log-probs to ``scores``."""
-        prefix = max(starts[i] for row in rows for i in row)
+        device = self.device
+        prefix = max(candidates[i].start for row in rows for i in row)
+        extra = max(sum(candidates[i].reused for i in row) for row in rows)
         ids = [[0] * width for _ in rows]
         positions = [[0] * width for _ in rows]
-        owner_start = [[1] * width for _ in rows]  # padding sees key 0 and itself: no empty softmax row
+        sees_prefix = [[1] * width for _ in rows]  # padding sees key 0 and itself: no empty softmax row
+        block_lo = [[0] * width for _ in rows]
+        block_hi = [[0] * width for _ in rows]
         segment_start = [list(range(width)) for _ in rows]
-        needed, targets, owners, owner_weights = [], [], [], []
+        placed: list[tuple[int, int, int]] = []  # candidate, row, first slot
+        needed, targets, owners = [], [], []
         for r, row in enumerate(rows):
-            slot = 0
+            slot = offset = 0
             for i in row:
-                suffix, c = suffixes[i], starts[i]
-                length = len(suffix) - 1
-                ids[r][slot: slot + length] = suffix[:-1]
-                positions[r][slot: slot + length] = range(c, c + length)
-                owner_start[r][slot: slot + length] = [c] * length
-                segment_start[r][slot: slot + length] = [slot] * length
-                # slot s of the segment predicts suffix[s + 1]; the answer objective needs the last a only
-                first = 0 if self.objective == "reason-answer" else max(0, len(suffix) - 1 - state.a)
-                for s in range(first, length):
+                x = candidates[i]
+                span = slice(slot, slot + x.length)
+                ids[r][span] = x.suffix[:-1]
+                positions[r][span] = range(x.resume, x.resume + x.length)
+                sees_prefix[r][span] = [x.start] * x.length
+                block_lo[r][span] = [offset] * x.length
+                block_hi[r][span] = [offset + x.reused] * x.length
+                segment_start[r][span] = [slot] * x.length
+                # slot s predicts suffix[s + 1]; the answer objective needs the last a log-probs only
+                first = 0 if self.objective == "reason-answer" else max(0, x.length - state.a)
+                for s in range(first, x.length):
                     needed.append(r * width + slot + s)
-                    targets.append(suffix[s + 1])
+                    targets.append(x.suffix[s + 1])
                     owners.append(i)
-                    owner_weights.append(weights[i])
-                slot += length
+                placed.append((i, r, slot))
+                slot += x.length
+                offset += x.reused
             self.useful += slot
-        device = self.device
-        owner_start_t = torch.tensor(owner_start, device=device)
-        segment_start_t = torch.tensor(segment_start, device=device)
-        keys = torch.arange(prefix, device=device)
+        cache = []
+        for layer, (k, v) in enumerate(state.cache):
+            blocks_k, blocks_v = [], []
+            for row in rows:
+                parts = [candidates[i].block[layer] for i in row if candidates[i].reused]
+                pad = extra - sum(candidates[i].reused for i in row)
+                zeros = k.new_zeros(k.shape[1], pad, k.shape[3])
+                blocks_k.append(torch.cat([b[0] for b in parts] + [zeros], 1))
+                blocks_v.append(torch.cat([b[1] for b in parts] + [zeros], 1))
+            rows_k = torch.cat([k[:, :, :prefix].expand(len(rows), -1, -1, -1), torch.stack(blocks_k)], 2)
+            rows_v = torch.cat([v[:, :, :prefix].expand(len(rows), -1, -1, -1), torch.stack(blocks_v)], 2)
+            cache.append((rows_k, rows_v))
+        t = {name: torch.tensor(value, device=device) for name, value in
+             [("prefix", sees_prefix), ("lo", block_lo), ("hi", block_hi), ("start", segment_start)]}
+        key_prefix = torch.arange(prefix, device=device)[None, None, :]
+        key_block = torch.arange(extra, device=device)[None, None, :]
         slots = torch.arange(width, device=device)
-        sees_cache = keys[None, None, :] < owner_start_t[:, :, None]
-        sees_row = (slots[None, None, :] >= segment_start_t[:, :, None]) & (slots[None, None, :] <= slots[None, :, None])
-        allowed = torch.cat([sees_cache, sees_row], dim=-1)[:, None]
+        allowed = torch.cat([
+            key_prefix < t["prefix"][:, :, None],
+            (key_block >= t["lo"][:, :, None]) & (key_block < t["hi"][:, :, None]),
+            (slots[None, None, :] >= t["start"][:, :, None]) & (slots[None, None, :] <= slots[None, :, None]),
+        ], dim=-1)[:, None]
         mask = torch.zeros(allowed.shape, dtype=self.dtype, device=device).masked_fill_(
             ~allowed, torch.finfo(self.dtype).min)
-        hidden, _ = self._forward(torch.tensor(ids, device=device), torch.tensor(positions, device=device),
-                                  prefix, state.cache, mask)
+        hidden, past = self._forward(torch.tensor(ids, device=device), torch.tensor(positions, device=device),
+                                     cache, mask)
         if needed:
             flat = hidden.reshape(-1, hidden.shape[-1])[torch.tensor(needed, device=device)]
             lp = self.logprobs(flat, torch.tensor(targets, device=device))
-            scores.index_add_(0, torch.tensor(owners, device=device),
-                              lp.double() * torch.tensor(owner_weights, dtype=torch.float64, device=device))
-
+            weights = torch.tensor([candidates[i].weight for i in owners], dtype=torch.float64, device=device)
+            scores.index_add_(0, torch.tensor(owners, device=device), lp.double() * weights)
+            if new_lps:
+                for i, value in zip(owners, lp.tolist()):
+                    if i in new_lps:
+                        new_lps[i].append(value)
+        if state.memo is not None:
+            base = prefix + extra
+            for i, r, slot in placed:
+                if candidates[i].key is not None:
+                    span = slice(base + slot, base + slot + candidates[i].length)
+                    segments[i] = [(layer.keys[r, :, span], layer.values[r, :, span]) for layer in past.layers]

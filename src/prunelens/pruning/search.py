@@ -68,7 +68,7 @@ def greedy(engine, layout: Layout, n_delete: int, config: PruneConfig | None,
             stale.update(q for q in kept if reasoning[q] == gone)
         step += 1
         if len(order) < n_delete:
-            state = engine.advance(state, pruned_ids(prompt, reasoning, post, kept), p + j)
+            state = engine.advance(state, pruned_ids(prompt, reasoning, post, kept), p + j, deleted=j)
         progress(1)
     return Ranking(order, trajectory, first_scores or None)
 
@@ -104,7 +104,7 @@ def greedy_blocks(engine, layout: Layout, n_delete: int, config: PruneConfig,
         order += [kept[j] for j in block]
         kept = [k for j, k in enumerate(kept) if j not in set(block)]
         if len(order) < n_delete:
-            state = engine.advance(state, pruned_ids(prompt, reasoning, post, kept), p + min(block))
+            state = engine.advance(state, pruned_ids(prompt, reasoning, post, kept), p + min(block), deleted=min(block))
         progress(len(block))
     return Ranking(order, trajectory, first_scores or None)
 
