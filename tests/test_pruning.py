@@ -44,14 +44,23 @@ def deletion_sets(n: int, seed: int = 0) -> list[list[int]]:
     return sets
 
 
+@pytest.fixture(scope="module")
+def tiny_sdpa(tiny_model):
+    """The tiny model with PyTorch's scaled-dot-product attention, as scoring runs on a GPU."""
+    from prunelens.models import load_model
+
+    return load_model(str(tiny_model.path), device="cpu", attention="sdpa")
+
+
 @pytest.mark.parametrize("objective", ["reason-answer", "answer"])
-@pytest.mark.parametrize("limits", [{}, {"max_rows": 1}, {"memory_gib": 1e-4}])
-def test_packed_scores_equal_full_forward_passes(tiny_model, short_chains, objective, limits):
+@pytest.mark.parametrize("limits", [{}, {"max_rows": 1}, {"memory_gib": 1e-4}, "sdpa"])
+def test_packed_scores_equal_full_forward_passes(tiny_model, tiny_sdpa, short_chains, objective, limits):
     """Every candidate state scored through packed rows (4D mask, explicit positions, shared prefix cache)
     equals the objective of that sequence from its own plain forward pass."""
     layout = render(short_chains[6], tiny_model.tokenizer)
     p, n, a = len(layout.prompt_ids), len(layout.reasoning_ids), len(layout.post_ids)
-    engine = Engine(tiny_model, objective, **limits)
+    scorer = tiny_sdpa if limits == "sdpa" else tiny_model
+    engine = Engine(scorer, objective, **({} if limits == "sdpa" else limits))
     state = engine.state(layout.ids, p, a)
     sets = deletion_sets(n)
     scores = engine.score(state, sets)
@@ -61,7 +70,7 @@ def test_packed_scores_equal_full_forward_passes(tiny_model, short_chains, objec
     assert np.abs(np.array(scores) - expected).max() < 1e-5
     assert math.isclose(engine.objective_of(state), objective_by_hand(tiny_model, layout.ids, p, a, objective),
                         abs_tol=1e-5)
-    if not limits:  # several segments share a row, and padding stays small
+    if not limits or limits == "sdpa":  # several segments share a row, and padding stays small
         assert engine.tokens <= 1.2 * engine.useful
 
 
@@ -199,7 +208,8 @@ def test_prune_examples_writes_tables_and_resumes(tiny_model, short_chains, tmp_
     again = prune_examples(tiny_model, examples, out, show_progress=False, max_batch=2)  # resources may change
     assert again == {"done": 2, "resumed": 2, "skipped": []}
     recorded = json.loads((out / "prune.json").read_text())
-    assert recorded == {**PruneConfig().to_dict(), "model": tiny_model.name, "dtype": "float32"}
+    assert recorded == {**PruneConfig().to_dict(), "model": tiny_model.name, "dtype": "float32",
+                        "fast_share": None, "fast_refresh": None, "fast_neighbours": None}  # greedy uses none
     ex = pd.read_parquet(out / "examples.parquet")
     tok = pd.read_parquet(out / "tokens.parquet")
     assert list(ex.example_id) == sorted((e.id for e in examples), key=lambda s: int(s.split("-")[1]))
@@ -219,8 +229,12 @@ def test_prune_examples_writes_tables_and_resumes(tiny_model, short_chains, tmp_
     assert [rows.position.iloc[i] for i in np.argsort(rows.deleted_step.to_numpy())] == list(row.order)
     with pytest.raises(RunError, match="method='greedy' \\(now 'random'\\)"):
         prune_examples(tiny_model, examples, out, method="random", show_progress=False)
-    with pytest.raises(RunError, match="fast_share=0.1 \\(now 0.3\\)"):
-        prune_examples(tiny_model, examples, out, fast_share=0.3, show_progress=False)
+    prune_examples(tiny_model, examples, out, fast_share=0.3, show_progress=False)  # greedy ignores it
+    fast = tmp_path / "fast"
+    prune_examples(tiny_model, examples[:1], fast, method="greedy-fast", keep_ratio=0.8, show_progress=False)
+    with pytest.raises(RunError, match=f"fast_share={PruneConfig().fast_share} \\(now 0.3\\)"):
+        prune_examples(tiny_model, examples, fast, method="greedy-fast", keep_ratio=0.8, fast_share=0.3,
+                       show_progress=False)
 
 
 def test_shards_share_a_run_and_merge(tiny_model, short_chains, tmp_path):
@@ -239,7 +253,7 @@ def test_bad_examples_stop_or_are_skipped(tiny_model, short_chains, tmp_path):
     examples = [short_chains[0], bad, short_chains[1]]
     with pytest.raises(LayoutError, match="bad-1: .* exceed the model's context of 1024"):
         prune_examples(tiny_model, examples, tmp_path / "a", method="truncate", show_progress=False)
-    assert pd.read_parquet(tmp_path / "a" / "parts" / "prune" / f"{short_chains[0].id}.examples.parquet").shape[0] == 1
+    assert not (tmp_path / "a" / "parts").exists()  # checked before the first example was pruned
     summary = prune_examples(tiny_model, examples, tmp_path / "b", method="truncate", skip_bad=True,
                              show_progress=False)
     assert summary["done"] == 2 and len(summary["skipped"]) == 1

@@ -7,12 +7,12 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .data import DataError
-from .layout import LayoutError
-from .models import DEFAULT_MODEL, ModelLoadError
-from .store import RunError
+from .errors import DataError, LayoutError, ModelLoadError, RunError
 
 EXPECTED_ERRORS = (DataError, LayoutError, ModelLoadError, RunError, ValueError, FileNotFoundError)
+
+
+DEFAULT_MODEL = "smollm2-135m"  # the embedded model (models.DEFAULT_MODEL; not imported: it needs no torch here)
 
 
 def _model_arg(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +30,8 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
                         help="skip bad input lines and examples (reporting how many) instead of stopping")
     parser.add_argument("--max-tokens", type=int, default=None,
                         help="use only chains whose reasoning has at most this many tokens (then --limit)")
+    parser.add_argument("--min-tokens", type=int, default=0,
+                        help="use only chains whose reasoning has at least this many tokens (then --limit)")
 
 
 def _load(args, dtype=None) -> tuple:
@@ -38,18 +40,51 @@ def _load(args, dtype=None) -> tuple:
     from .models import load_model
 
     skipped: list[str] = []
-    model = load_model(args.model, args.device, dtype)
-    if args.max_tokens is None:
-        examples = load_examples(args.data, args.limit, args.seed, args.skip_bad, skipped)
-    else:  # generated data: make enough candidates; files: read them all, then filter
-        pool = 10 * (args.limit or 100) if args.data == "gsm-symbolic" else None
-        examples = load_examples(args.data, pool, args.seed, args.skip_bad, skipped)
-        examples = select_short(examples, model.tokenizer, args.max_tokens, args.limit)
+    if args.max_tokens is not None and args.max_tokens < 1:
+        raise ValueError(f"--max-tokens {args.max_tokens}: give a positive number of tokens")
+    filtered = args.max_tokens is not None or args.min_tokens
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit {args.limit}: give a positive number of examples")
+    # generated data: make enough candidates to filter; files: read them all, then filter
+    pool = (10 * (args.limit or 100) if args.data == "gsm-symbolic" else None) if filtered else args.limit
+    examples = load_examples(args.data, pool, args.seed, args.skip_bad, skipped)  # before the model: fail fast
     for message in skipped:
         print(f"skipped: {message}", file=sys.stderr)
     if skipped:
         print(f"skipped {len(skipped)} bad line(s) of {args.data}", file=sys.stderr)
+    model = load_model(args.model, args.device, dtype)
+    if filtered:
+        examples = select_short(examples, model.tokenizer, args.max_tokens, args.limit, args.min_tokens)
+        if not examples:
+            raise DataError(f"no example of {args.data} has {args.min_tokens}..{args.max_tokens or 'any'} "
+                            "reasoning tokens: nothing to do, nothing written")
     return model, examples
+
+
+def _out_dir(path: str) -> None:
+    if Path(path).exists() and not Path(path).is_dir():
+        raise ValueError(f"--out {path} is a file, not a directory")
+
+
+def _out_file(path: str) -> None:
+    if Path(path).is_dir():
+        raise ValueError(f"--out {path} is a directory, not a file")
+
+
+def _set_threads(args) -> None:
+    """Torch threads: ``--threads``, else each of n shards takes 1/n of the cores (shards slow each
+    other down many times over when each takes them all)."""
+    import os
+
+    import torch
+
+    threads = args.threads
+    if threads is None and args.shard:
+        threads = max(1, (os.cpu_count() or 1) // int(args.shard.split("/")[1]))
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"--threads {threads} is not a positive number")
+        torch.set_num_threads(threads)
 
 
 def cmd_info(args) -> None:
@@ -71,6 +106,8 @@ def cmd_prune(args) -> None:
                          fast_neighbours=args.fast_neighbours, max_batch=args.max_batch,
                          memory_gib=args.memory_gib, dtype=args.dtype)
     shard_of([], args.shard)  # checked before the model loads
+    _out_dir(args.out)
+    _set_threads(args)
     model, examples = _load(args, config.torch_dtype(args.device or default_device()))
     summary = prune_examples(model, examples, args.out, config, shard=args.shard, skip_bad=args.skip_bad)
     for message in summary["skipped"]:
@@ -133,6 +170,7 @@ def cmd_agree(args) -> None:
 def cmd_figures(args) -> None:
     from .figures import make_figures
 
+    _out_dir(args.out)
     paths = make_figures(args.run, args.out, args.compare)
     print(f"{len(paths)} files -> {args.out}")
 
@@ -140,6 +178,7 @@ def cmd_figures(args) -> None:
 def cmd_view(args) -> None:
     from .viewer import write_viewer
 
+    _out_file(args.out)
     print(f"viewer -> {write_viewer(args.run, args.out)}")
 
 
@@ -191,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-ratio", type=float, default=0.0,
                    help="stop when this share of reasoning tokens is left (0: rank them all)")
     p.add_argument("--shard", default=None, help="i/n: process every n-th example starting at i")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's own; with --shard i/n, the cores divided by n)")
     defaults = PruneConfig()
     p.add_argument("--fast-share", type=float, default=defaults.fast_share,
                    help="greedy-fast: share of candidates re-scored per step")

@@ -13,13 +13,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from .errors import DataError  # noqa: F401  (re-exported: raised here, defined with the other user errors)
 
 CALCULATOR = re.compile(r"<<[^<>]*>>")
 FINAL_MARK = "####"
-
-
-class DataError(ValueError):
-    """Bad input: the message names the file, the line and the problem."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +71,8 @@ def _text_field(obj: dict, key: str) -> str:
 
 
 def _read_jsonl(path: Path, parse, skip_bad: bool, report: list[str]) -> Iterator[Example]:
+    if path.is_dir():
+        raise DataError(f"{path} is a directory, not a data file")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     seen: set[str] = set()
@@ -108,6 +107,8 @@ def load_examples(source: str = "gsm-symbolic", limit: int | None = None, seed: 
     With ``skip_bad``, the message for every skipped line is appended to ``skipped``.
     """
     report = skipped if skipped is not None else []
+    if limit is not None and limit < 1:
+        raise DataError(f"limit {limit}: give a positive number of examples (or none for all)")
     kind, _, rest = source.partition(":")
     if kind == "gsm-symbolic" and not rest:
         stream: Iterator[Example] = _gsm_symbolic(limit, seed)
@@ -119,7 +120,10 @@ def load_examples(source: str = "gsm-symbolic", limit: int | None = None, seed: 
         raise DataError(f"unknown data source {source!r}: use gsm-symbolic, gsm8k:PATH or jsonl:PATH")
     examples: list[Example] = []
     for example in stream:
-        if limit is not None and len(examples) >= limit:
-            break
         examples.append(example)
+        if limit is not None and len(examples) >= limit:
+            break  # read no further: a bad line after the limit is never needed
+    if not examples:
+        said = f"all {len(report)} line(s) were bad" if report else "it is empty"
+        raise DataError(f"{source} has no examples: {said}")
     return examples

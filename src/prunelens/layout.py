@@ -15,13 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .data import Example
+from .errors import LayoutError  # noqa: F401  (re-exported: raised here, defined with the other user errors)
 
 ANSWER_PREFIX = "\nAnswer: "
 _PROBE = "\x00PRUNELENS\x00"
-
-
-class LayoutError(ValueError):
-    """An example cannot be laid out for this model (empty reasoning, empty answer, too long)."""
 
 
 @dataclass(frozen=True)
@@ -82,12 +79,13 @@ def render_text(example: Example, tokenizer) -> str:
     return prompt + example.reasoning + ANSWER_PREFIX + example.answer + end
 
 
-def select_short(examples, tokenizer, max_tokens: int, limit: int | None = None) -> list:
-    """The first ``limit`` examples whose reasoning is at most ``max_tokens`` tokens long, in order."""
+def select_short(examples, tokenizer, max_tokens: int | None, limit: int | None = None, min_tokens: int = 0) -> list:
+    """The first ``limit`` examples whose reasoning has ``min_tokens..max_tokens`` tokens, in order."""
     chosen = []
     for example in examples:
         if limit is not None and len(chosen) >= limit:
             break
-        if len(tokenizer(example.reasoning, add_special_tokens=False)["input_ids"]) <= max_tokens:
+        n = len(tokenizer(example.reasoning, add_special_tokens=False)["input_ids"])
+        if min_tokens <= n and (max_tokens is None or n <= max_tokens):
             chosen.append(example)
     return chosen

@@ -15,10 +15,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import torch
+from .errors import ModelLoadError  # noqa: F401  (re-exported: raised here, defined with the other user errors)
 
 if TYPE_CHECKING:
+    import torch
     from transformer_lens.model_bridge import TransformerBridge
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -28,16 +28,14 @@ EMBEDDED = {
 }
 
 
-class ModelLoadError(RuntimeError):
-    """A model could not be loaded; the message says what to install or which path is missing."""
-
-
 def cache_root() -> Path:
     """Where converted models are cached: ``$PRUNELENS_CACHE`` or ``~/.cache/prunelens``."""
     return Path(os.environ.get("PRUNELENS_CACHE", Path.home() / ".cache" / "prunelens"))
 
 
 def default_device() -> str:
+    import torch
+
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -115,6 +113,7 @@ def _embedded_gguf(name: str) -> tuple[Path, str]:
 
 def _convert_embedded(name: str, target: Path) -> None:
     """Dequantise the embedded GGUF and save float32 safetensors + tokenizer into ``target``."""
+    import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     folder, filename = _embedded_gguf(name)
@@ -155,19 +154,24 @@ def resolve_model_path(name: str) -> Path | str:
     return name
 
 
-def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: torch.dtype | None = None) -> PrunerModel:
-    """Load ``name`` (embedded short name, hub id or local directory) with eager attention, in eval mode.
+def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: torch.dtype | None = None,
+               attention: str | None = None) -> PrunerModel:
+    """Load ``name`` (embedded short name, hub id or local directory) in eval mode.
 
-    Device is CUDA when available, else CPU; dtype float32 on CPU, bfloat16 on CUDA unless given.
+    Device is CUDA when available, else CPU; dtype float32 on CPU, bfloat16 on CUDA unless given;
+    attention ``eager`` on CPU, ``sdpa`` on CUDA unless given (features hook the TransformerLens
+    bridge, which computes its own patterns, so scoring may use either).
     """
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = device or default_device()
     dtype = dtype or (torch.float32 if device == "cpu" else torch.bfloat16)
+    attention = attention or ("eager" if device == "cpu" else "sdpa")
     path = resolve_model_path(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        hf = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="eager")
+        hf = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation=attention)
     except OSError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelLoadError(

@@ -21,9 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-
-class RunError(RuntimeError):
-    """A run directory is missing a table or was made with other settings."""
+from .errors import RunError  # noqa: F401  (re-exported: raised here, defined with the other user errors)
 
 
 def _umask() -> int:

@@ -18,6 +18,7 @@ from .registry import Ranking, register
 class Random:
     name = "random"
     help = "a seeded random order"
+    settings = ()
 
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
         import numpy as np
@@ -29,6 +30,7 @@ class Random:
 class Truncate:
     name = "truncate"
     help = "delete from the end of the chain"
+    settings = ()
 
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
         n = len(layout.reasoning_ids)
@@ -38,6 +40,7 @@ class Truncate:
 class Surprisal:
     name = "surprisal"
     help = "delete the least surprising tokens first"
+    settings = ()
 
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
         p, n = len(layout.prompt_ids), len(layout.reasoning_ids)
@@ -49,6 +52,7 @@ class Surprisal:
 class Attention:
     name = "attention"
     help = "delete the tokens the answer attends to least first"
+    settings = ()
 
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
         from ..features import answer_attention

@@ -8,6 +8,7 @@ from typing import Any
 OBJECTIVES = ("reason-answer", "answer")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 RESOURCE_SETTINGS = ("max_batch", "memory_gib")  # change speed, not results: a resumed run may change them
+METHOD_SETTINGS = ("fast_share", "fast_refresh", "fast_neighbours")  # recorded only for the methods that use them
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,8 @@ class PruneConfig:
     objective: str = "reason-answer"
     keep_ratio: float = 0.0
     seed: int = 0
-    fast_share: float = 0.1
-    fast_refresh: int = 10
+    fast_share: float = 0.05
+    fast_refresh: int = 20
     fast_neighbours: int = 4
     max_batch: int | None = None
     memory_gib: float | None = None
@@ -61,6 +62,13 @@ class PruneConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def recorded(self) -> dict[str, Any]:
+        """What a run records: every setting, with those its method does not use set to None."""
+        from .registry import METHODS
+
+        uses = METHODS[self.method].settings
+        return {k: (None if k in METHOD_SETTINGS and k not in uses else v) for k, v in asdict(self).items()}
 
     def torch_dtype(self, device: str):
         """The torch dtype to load the model in on ``device``."""

@@ -29,6 +29,7 @@ class Ranking:
 class Method(Protocol):
     name: str
     help: str
+    settings: tuple[str, ...]  # the PruneConfig fields of METHOD_SETTINGS it uses
 
     def rank(self, engine: Engine, layout: Layout, config: PruneConfig, n_delete: int, example_id: str,
              progress: Callable[[int], None]) -> Ranking:

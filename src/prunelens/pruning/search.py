@@ -3,12 +3,14 @@
 - ``greedy`` (exact): every remaining token is a candidate at every step; the one whose deletion
   keeps the objective highest goes (ties: earliest position). Deleting either of two equal
   adjacent tokens gives the same sequence, so only the first of such a run is scored.
-- ``greedy-fast`` (lazy re-scoring): each candidate remembers the objective drop measured when it
-  was last scored. A step re-scores only the ``fast_share`` of candidates with the smallest
-  remembered drop (at least 4), plus every candidate within ``fast_neighbours`` tokens of, or
-  equal to, a token deleted since it was last scored (a deletion changes those drops most), and
-  deletes the best of those; every ``fast_refresh`` steps all candidates are re-scored. It is exact
-  at step 1 and whenever the true best is among those re-scored.
+- ``greedy-fast`` (lazy greedy with verification, as CELF does for submodular selection): each
+  candidate remembers the objective drop measured when it was last scored. A step first re-scores
+  every candidate within ``fast_neighbours`` tokens of, or equal to, a token deleted since it was
+  last scored (a deletion changes those drops most), then the candidates with the smallest
+  remembered drops, ``fast_share`` of them at a time (at least 4), until the best fresh score beats
+  every remaining remembered one; it deletes the best fresh candidate. Every ``fast_refresh``
+  steps all candidates are re-scored. It is exact at step 1, and at every step where no remembered
+  drop has shrunk since it was measured.
 
 Both record the exact objective of every state they visit.
 """
@@ -19,7 +21,7 @@ import math
 from collections.abc import Callable
 
 from ..layout import Layout
-from ..ops import pick, pruned_ids
+from ..ops import TIE_TOL, pick, pruned_ids
 from .config import PruneConfig
 from .registry import Ranking, register
 
@@ -36,36 +38,40 @@ def greedy(engine, layout: Layout, n_delete: int, config: PruneConfig | None,
     first_scores: list[float] = []
     state = engine.state(layout.ids, p, len(post))
     trajectory = [engine.objective_of(state)]
-    drop: dict[int, float] = {}  # original position -> remembered objective drop when deleted
+    drop: dict[int, float] = {}  # original position -> objective drop when it was last scored
     stale: set[int] = set()  # original positions near a deletion since they were last scored
     step = 0
     while len(order) < n_delete:
         current = trajectory[-1]
         tokens = [reasoning[k] for k in kept]
+        # Deleting any token of a run of equal tokens gives the same sequence: score the run's first.
+        runs = [j for j in range(len(kept)) if j == 0 or tokens[j] != tokens[j - 1]]
+        fresh: dict[int, float] = {}
+
+        def rescore(batch: list[int]) -> None:
+            fresh.update(zip(batch, engine.score(state, [[j] for j in batch])))
+
         if config is None or step % config.fast_refresh == 0:
-            candidates = list(range(len(kept)))
+            rescore(runs)
         else:
-            share = max(MIN_SHORTLIST, math.ceil(config.fast_share * len(kept)))
-            promising = sorted(range(len(kept)), key=lambda j: drop[kept[j]])[:share]
-            candidates = sorted(set(promising) | {j for j, q in enumerate(kept) if q in stale})
-        fresh = [j for j in candidates if j == 0 or tokens[j] != tokens[j - 1]]
-        computed = dict(zip(fresh, engine.score(state, [[j] for j in fresh])))
-        scores = [math.nan] * len(kept)
-        chosen = set(candidates)
-        for j in candidates:
-            scores[j] = computed[j] if j in computed else scores[j - 1] if j - 1 in chosen \
-                else current - drop[kept[j - 1]]
-            drop[kept[j]] = current - scores[j]
+            rescore([j for j in runs if kept[j] in stale or kept[j] not in drop])
+            waiting = sorted((j for j in runs if j not in fresh), key=lambda j: (drop[kept[j]], j))
+            size = max(MIN_SHORTLIST, math.ceil(config.fast_share * len(runs)))
+            while waiting and (not fresh or max(fresh.values()) <= current - drop[kept[waiting[0]]] + TIE_TOL):
+                rescore(waiting[:size])
+                waiting = waiting[size:]
+        for j, score in fresh.items():
+            drop[kept[j]] = current - score
             stale.discard(kept[j])
         if not first_scores:
-            first_scores = list(scores)
-        j = pick([s if not math.isnan(s) else -math.inf for s in scores])
-        trajectory.append(scores[j])
+            first_scores = [fresh[max(r for r in runs if r <= j)] for j in range(len(kept))]
+        scored = sorted(fresh)
+        j = scored[pick([fresh[r] for r in scored])]
+        trajectory.append(fresh[j])
         order.append(kept.pop(j))
         if config is not None:
-            gone = reasoning[order[-1]]
             stale.update(kept[max(0, j - config.fast_neighbours): j + config.fast_neighbours])
-            stale.update(q for q in kept if reasoning[q] == gone)
+            stale.update(q for q in kept if reasoning[q] == reasoning[order[-1]])
         step += 1
         if len(order) < n_delete:
             state = engine.advance(state, pruned_ids(prompt, reasoning, post, kept), p + j, deleted=j)
@@ -73,45 +79,10 @@ def greedy(engine, layout: Layout, n_delete: int, config: PruneConfig | None,
     return Ranking(order, trajectory, first_scores or None)
 
 
-def greedy_blocks(engine, layout: Layout, n_delete: int, config: PruneConfig,
-                  progress: Callable[[int], None]) -> Ranking:
-    """Block greedy: score every candidate once per round, then delete a block of the best-scored."""
-    prompt, reasoning, post = layout.prompt_ids, layout.reasoning_ids, layout.post_ids
-    p = len(prompt)
-    kept = list(range(len(reasoning)))
-    order: list[int] = []
-    first_scores: list[float] = []
-    state = engine.state(layout.ids, p, len(post))
-    trajectory = [engine.objective_of(state)]
-    while len(order) < n_delete:
-        tokens = [reasoning[k] for k in kept]
-        fresh = [j for j in range(len(kept)) if j == 0 or tokens[j] != tokens[j - 1]]
-        computed = dict(zip(fresh, engine.score(state, [[j] for j in fresh])))
-        scores = []
-        for j in range(len(kept)):
-            scores.append(computed[j] if j in computed else scores[j - 1])
-        if not first_scores:
-            first_scores = list(scores)
-        size = min(n_delete - len(order), max(1, math.ceil(config.fast_share * len(kept))))
-        block = [pick(scores)]
-        for j in sorted(range(len(kept)), key=lambda j: (-scores[j], j)):
-            if len(block) == size:
-                break
-            if all(abs(j - b) > config.fast_neighbours and tokens[j] != tokens[b] for b in block):
-                block.append(j)
-        trajectory.append(scores[block[0]])
-        trajectory += engine.score(state, [sorted(block[:i]) for i in range(2, len(block) + 1)])
-        order += [kept[j] for j in block]
-        kept = [k for j, k in enumerate(kept) if j not in set(block)]
-        if len(order) < n_delete:
-            state = engine.advance(state, pruned_ids(prompt, reasoning, post, kept), p + min(block), deleted=min(block))
-        progress(len(block))
-    return Ranking(order, trajectory, first_scores or None)
-
-
 class Greedy:
     name = "greedy"
     help = "exact greedy deletion: every remaining token scored at every step"
+    settings = ()
 
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
         return greedy(engine, layout, n_delete, None, progress)
@@ -119,6 +90,7 @@ class Greedy:
 
 class GreedyFast:
     name = "greedy-fast"
+    settings = ("fast_share", "fast_refresh", "fast_neighbours")
     help = "lazy greedy: re-scores a shortlist per step, everything every fast_refresh steps"
 
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:

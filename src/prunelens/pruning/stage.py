@@ -104,7 +104,7 @@ def result_tables(example, layout: Layout, result: PruneResult, model_name: str,
 
 def run_config(model, config: PruneConfig) -> dict:
     """What ``prune.json`` records: the whole config, the model and the dtype it ran in."""
-    return {**config.to_dict(), "model": model.name, "dtype": str(model.dtype).removeprefix("torch.")}
+    return {**config.recorded(), "model": model.name, "dtype": str(model.dtype).removeprefix("torch.")}
 
 
 def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConfig | None = None, *,
@@ -124,14 +124,17 @@ def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConf
     finished = store.done()
     todo = [e for e in mine if e.id not in finished]
     summary: dict[str, object] = {"done": 0, "resumed": len(mine) - len(todo), "skipped": []}
-    for example in tqdm(todo, desc=f"prune {config.method}", unit="ex", disable=not show_progress):
+    layouts = {}
+    for example in todo:  # every example is checked before the first is pruned
         try:
-            layout = render(example, model.tokenizer, model.max_length)
+            layouts[example.id] = render(example, model.tokenizer, model.max_length)
         except LayoutError as err:
             if not skip_bad:
                 raise
             summary["skipped"].append(str(err))
-            continue
+    todo = [e for e in todo if e.id in layouts]
+    for example in tqdm(todo, desc=f"prune {config.method}", unit="ex", disable=not show_progress):
+        layout = layouts[example.id]
         steps = tqdm(total=n_to_delete(len(layout.reasoning_ids), config.keep_ratio), desc=example.id,
                      unit="tok", leave=False, disable=not show_progress)
         result = prune(model, layout, config, example_id=example.id, progress=steps.update)

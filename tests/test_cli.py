@@ -1,0 +1,48 @@
+"""The command line checks its arguments before it loads a model, and imports nothing heavy for --help."""
+
+import subprocess
+import sys
+
+import pytest
+
+from prunelens.cli import main
+
+NO_MODEL = "/no/such/model"  # were any of these cases to load a model, the error would name this path
+
+
+def test_help_and_package_import_load_no_heavy_library():
+    code = ("import sys, prunelens, prunelens.pruning, prunelens.cli; prunelens.cli.build_parser(); "
+            "print(sorted(m for m in ('torch', 'transformers', 'pandas', 'sklearn') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "[]", result.stderr
+
+
+@pytest.mark.parametrize("case, message", [
+    (["--data", "gsm8k:{tmp}"], "is a directory, not a data file"),
+    (["--data", "jsonl:{tmp}/empty.jsonl"], "has no examples: it is empty"),
+    (["--limit", "0"], "--limit 0: give a positive number"),
+    (["--limit", "-3"], "--limit -3: give a positive number"),
+    (["--max-tokens", "0"], "--max-tokens 0: give a positive number"),
+    (["--keep-ratio", "1.5"], "keep ratio 1.5"),
+    (["--shard", "3/2"], "shard '3/2' is not i/n"),
+    (["--out", "{tmp}/empty.jsonl"], "is a file, not a directory"),
+    (["--fast-share", "0"], "fast_share 0.0"),
+])
+def test_prune_arguments_are_checked_before_the_model_loads(tmp_path, capsys, case, message):
+    (tmp_path / "empty.jsonl").write_text("")
+    args = [a.format(tmp=tmp_path) for a in case]
+    for flag, value in (("--data", "gsm-symbolic"), ("--out", str(tmp_path / "run"))):
+        if flag not in args:
+            args += [flag, value]
+    assert main(["prune", "--model", NO_MODEL, *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and NO_MODEL not in err[0], err
+    assert not (tmp_path / "run" / "prune.json").exists()  # nothing written
+
+
+def test_output_paths_of_the_wrong_kind(tmp_path, capsys):
+    assert main(["view", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert "is a directory, not a file" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert main(["figures", str(tmp_path), "--out", str(tmp_path / "file")]) == 2
+    assert "is a file, not a directory" in capsys.readouterr().err
