@@ -46,3 +46,37 @@ def test_output_paths_of_the_wrong_kind(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert main(["figures", str(tmp_path), "--out", str(tmp_path / "file")]) == 2
     assert "is a file, not a directory" in capsys.readouterr().err
+
+
+def test_no_module_level_import_cycle():
+    """Module-level imports between prunelens modules form no cycle (imports inside functions are lazy)."""
+    import ast
+    from pathlib import Path
+
+    import prunelens
+
+    root = Path(prunelens.__file__).parent
+    graph = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        edges = set()
+        for node in ast.parse(path.read_text()).body:  # top level only
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                target = f"{base}.{node.module}" if node.module else base
+                edges.add(target)
+                edges.update(f"{target}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                edges.update(a.name for a in node.names if a.name.startswith("prunelens"))
+        graph[name] = edges
+    graph = {k: {e for e in v if e in graph and e != k} for k, v in graph.items()}
+
+    def visit(node, trail):
+        assert node not in trail, " -> ".join(trail + [node])
+        for nxt in graph[node]:
+            visit(nxt, trail + [node])
+
+    for module in graph:
+        visit(module, [])

@@ -208,7 +208,7 @@ def test_prune_examples_writes_tables_and_resumes(tiny_model, short_chains, tmp_
     again = prune_examples(tiny_model, examples, out, show_progress=False, max_batch=2)  # resources may change
     assert again == {"done": 2, "resumed": 2, "skipped": []}
     recorded = json.loads((out / "prune.json").read_text())
-    assert recorded == {**PruneConfig().to_dict(), "model": tiny_model.name, "dtype": "float32",
+    assert recorded == {**PruneConfig().to_dict(), "model": tiny_model.name, "dtype": "float32", "data": None,
                         "fast_share": None, "fast_refresh": None, "fast_neighbours": None}  # greedy uses none
     ex = pd.read_parquet(out / "examples.parquet")
     tok = pd.read_parquet(out / "tokens.parquet")
@@ -235,6 +235,22 @@ def test_prune_examples_writes_tables_and_resumes(tiny_model, short_chains, tmp_
     with pytest.raises(RunError, match=f"fast_share={PruneConfig().fast_share} \\(now 0.3\\)"):
         prune_examples(tiny_model, examples, fast, method="greedy-fast", keep_ratio=0.8, fast_share=0.3,
                        show_progress=False)
+
+
+def test_a_run_never_mixes_data(tiny_model, short_chains, tmp_path):
+    out = tmp_path / "run"
+    prune_examples(tiny_model, short_chains[:2], out, method="truncate", data="gsm8k:/data/test.jsonl",
+                   show_progress=False)
+    with pytest.raises(RunError, match="data='gsm8k:/data/test.jsonl' \\(now 'gsm8k:/data/train.jsonl'\\)"):
+        prune_examples(tiny_model, short_chains[:2], out, method="truncate", data="gsm8k:/data/train.jsonl",
+                       show_progress=False)
+    other = Example(short_chains[0].id, short_chains[5].question, short_chains[5].reasoning, short_chains[5].answer)
+    with pytest.raises(RunError, match=f"another text under id {short_chains[0].id}"):
+        prune_examples(tiny_model, [other], out, method="truncate", data="gsm8k:/data/test.jsonl",
+                       show_progress=False)
+    again = prune_examples(tiny_model, short_chains[:2], out, method="truncate", data="gsm8k:/data/test.jsonl",
+                           show_progress=False)
+    assert again["resumed"] == 2
 
 
 def test_shards_share_a_run_and_merge(tiny_model, short_chains, tmp_path):
@@ -268,16 +284,21 @@ def test_reuse_across_steps_changes_no_score(tiny_model, short_chains, objective
     engine, naive = Engine(tiny_model, objective), NaiveReference(tiny_model, objective)
     state = engine.state(layout.ids, p, a)
     kept = list(range(n))
-    for deleted in (n - 3, n // 2, 2, n // 3):  # late, middle and early deletions, each after a full scoring
-        engine.score(state, [[j] for j in range(len(kept))])
+
+    def check_every_candidate() -> None:
+        scores = engine.score(state, [[j] for j in range(len(kept))])
+        expected = naive.objectives([pruned_ids(prompt, reasoning, post, kept[:j] + kept[j + 1:])
+                                     for j in range(len(kept))], p, a)
+        assert np.abs(np.array(scores) - expected).max() < 1e-5
+
+    # early, then late (memos built on reused ones are read past their reused part), early, middle
+    for deleted in (n // 3, n - 4, 2, n // 2):
+        check_every_candidate()
         kept.pop(deleted)
         state = engine.advance(state, pruned_ids(prompt, reasoning, post, kept), p + deleted, deleted=deleted)
         assert set(state.memo) == set(range(deleted - 2))  # k < d - 1 keeps a memo of at least 2 positions
     before = engine.useful
-    scores = engine.score(state, [[j] for j in range(len(kept))])
-    expected = naive.objectives([pruned_ids(prompt, reasoning, post, kept[:j] + kept[j + 1:])
-                                 for j in range(len(kept))], p, a)
-    assert np.abs(np.array(scores) - expected).max() < 1e-5
+    check_every_candidate()
     fresh = Engine(tiny_model, objective, reuse=False)
     fresh.score(fresh.state(state.ids, p, a), [[j] for j in range(len(kept))])
     assert engine.useful - before < fresh.useful - len(state.ids)  # the memo saved work

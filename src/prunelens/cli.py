@@ -61,6 +61,12 @@ def _load(args, dtype=None) -> tuple:
     return model, examples
 
 
+def _source(data: str) -> str:
+    """The data source as recorded in a run: a file's path made absolute."""
+    kind, _, rest = data.partition(":")
+    return f"{kind}:{Path(rest).expanduser().resolve()}" if rest else data
+
+
 def _out_dir(path: str) -> None:
     if Path(path).exists() and not Path(path).is_dir():
         raise ValueError(f"--out {path} is a file, not a directory")
@@ -109,7 +115,8 @@ def cmd_prune(args) -> None:
     _out_dir(args.out)
     _set_threads(args)
     model, examples = _load(args, config.torch_dtype(args.device or default_device()))
-    summary = prune_examples(model, examples, args.out, config, shard=args.shard, skip_bad=args.skip_bad)
+    summary = prune_examples(model, examples, args.out, config, shard=args.shard, skip_bad=args.skip_bad,
+                             data=_source(args.data))
     for message in summary["skipped"]:
         print(f"skipped: {message}", file=sys.stderr)
     print(f"pruned {summary['done']} example(s), {summary['resumed']} already done, "

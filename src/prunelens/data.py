@@ -8,6 +8,7 @@ Sources:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -28,6 +29,12 @@ class Example:
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
+
+    @property
+    def content_hash(self) -> str:
+        """A hash of the question, reasoning and answer: tells two examples with one id apart."""
+        text = json.dumps([self.question, self.reasoning, self.answer], ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def split_chain(text: str) -> tuple[str, str]:

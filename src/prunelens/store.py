@@ -114,13 +114,19 @@ class StageStore:
 
     def done(self) -> set[str]:
         """Example ids whose parts are all written (the last table is written last)."""
+        return set(self.finished_column("example_id"))
+
+    def finished_column(self, column: str) -> dict[str, Any]:
+        """``example_id -> column`` (first row) of every finished example's last-written table; a
+        column the parts do not have (written by an older version) maps to None."""
         last = self.tables[-1]
         if not self.parts.exists():
-            return set()
-        ids = set()
+            return {}
+        values = {}
         for path in self.parts.glob(f"*.{last}.parquet"):
-            ids.add(pd.read_parquet(path, columns=["example_id"])["example_id"].iloc[0])
-        return ids
+            frame = pd.read_parquet(path)
+            values[frame["example_id"].iloc[0]] = frame[column].iloc[0] if column in frame else None
+        return values
 
     def write(self, example_id: str, frames: dict[str, pd.DataFrame]) -> None:
         """Write one example's rows for every table, the last table last (it marks the example done)."""

@@ -7,7 +7,7 @@
   candidate remembers the objective drop measured when it was last scored. A step first re-scores
   every candidate within ``fast_neighbours`` tokens of, or equal to, a token deleted since it was
   last scored (a deletion changes those drops most), then the candidates with the smallest
-  remembered drops, ``fast_share`` of them at a time (at least 4), until the best fresh score beats
+  remembered drops, ``fast_share`` of them at a time (at least 8), until the best fresh score beats
   every remaining remembered one; it deletes the best fresh candidate. Every ``fast_refresh``
   steps all candidates are re-scored. It is exact at step 1, and at every step where no remembered
   drop has shrunk since it was measured.
@@ -25,7 +25,7 @@ from ..ops import TIE_TOL, pick, pruned_ids
 from .config import PruneConfig
 from .registry import Ranking, register
 
-MIN_SHORTLIST = 4
+MIN_SHORTLIST = 8
 
 
 def greedy(engine, layout: Layout, n_delete: int, config: PruneConfig | None,
@@ -54,10 +54,12 @@ def greedy(engine, layout: Layout, n_delete: int, config: PruneConfig | None,
         if config is None or step % config.fast_refresh == 0:
             rescore(runs)
         else:
-            rescore([j for j in runs if kept[j] in stale or kept[j] not in drop])
-            waiting = sorted((j for j in runs if j not in fresh), key=lambda j: (drop[kept[j]], j))
+            touched = [j for j in runs if kept[j] in stale or kept[j] not in drop]
+            waiting = sorted((j for j in runs if j not in set(touched)), key=lambda j: (drop[kept[j]], j))
             size = max(MIN_SHORTLIST, math.ceil(config.fast_share * len(runs)))
-            while waiting and (not fresh or max(fresh.values()) <= current - drop[kept[waiting[0]]] + TIE_TOL):
+            rescore(sorted(touched + waiting[:size]))  # one forward pass for both: fewer, fuller passes
+            waiting = waiting[size:]
+            while waiting and max(fresh.values()) <= current - drop[kept[waiting[0]]] + TIE_TOL:
                 rescore(waiting[:size])
                 waiting = waiting[size:]
         for j, score in fresh.items():

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..layout import Layout, LayoutError, render
+from ..errors import LayoutError, RunError
+from ..layout import Layout, render
 from ..ops import n_to_delete
 from ..store import StageStore, shard_of
 from .config import RESOURCE_SETTINGS, PruneConfig
@@ -78,7 +79,7 @@ def result_tables(example, layout: Layout, result: PruneResult, model_name: str,
     n = result.n
     examples = pd.DataFrame([{
         "example_id": example.id, "question": example.question, "reasoning": example.reasoning,
-        "answer": example.answer, "model": model_name, "method": config.method, "objective": config.objective,
+        "answer": example.answer, "content_hash": example.content_hash, "model": model_name, "method": config.method, "objective": config.objective,
         "keep_ratio": config.keep_ratio, "seed": config.seed, "n_reasoning": n,
         "prompt_ids": layout.prompt_ids, "reasoning_ids": layout.reasoning_ids, "post_ids": layout.post_ids,
         "order": result.order, "objective_trajectory": result.trajectory,
@@ -109,8 +110,11 @@ def run_config(model, config: PruneConfig) -> dict:
 
 def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConfig | None = None, *,
                    shard: str | None = None, skip_bad: bool = False, show_progress: bool = True,
-                   **settings) -> dict[str, object]:
+                   data: str | None = None, **settings) -> dict[str, object]:
     """Prune ``examples`` into ``out``/{examples,tokens}.parquet, resuming finished examples.
+
+    ``data`` names the source (recorded; a re-run with another source is refused). A finished
+    example whose text differs from the one given under its id is refused too, never resumed.
 
     Returns a summary: ``done`` (pruned now), ``resumed`` (already there), ``skipped`` (messages).
     Bad examples (too long, empty) stop the run with LayoutError, or are skipped with ``skip_bad``.
@@ -120,8 +124,14 @@ def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConf
     config = _config(config, settings)
     mine = shard_of(examples, shard)
     store = StageStore(out, "prune", ("tokens", "examples"))
-    store.check_config(run_config(model, config), ignore=RESOURCE_SETTINGS)
-    finished = store.done()
+    store.check_config({**run_config(model, config), "data": data}, ignore=RESOURCE_SETTINGS)
+    hashes = store.finished_column("content_hash")
+    for example in mine:
+        known = hashes.get(example.id)
+        if known is not None and known != example.content_hash:
+            raise RunError(f"{out} holds another text under id {example.id} (made from other data?): "
+                           "use another --out")
+    finished = set(hashes)
     todo = [e for e in mine if e.id not in finished]
     summary: dict[str, object] = {"done": 0, "resumed": len(mine) - len(todo), "skipped": []}
     layouts = {}
