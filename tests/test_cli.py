@@ -80,3 +80,28 @@ def test_no_module_level_import_cycle():
 
     for module in graph:
         visit(module, [])
+
+
+def test_merge_refuses_a_directory_that_is_not_a_run(tmp_path, capsys):
+    assert main(["merge", str(tmp_path)]) == 2
+    assert "is not a run directory" in capsys.readouterr().err
+
+
+def test_a_model_path_that_does_not_exist_is_named(capsys):
+    assert main(["info", "--model", "does/not/exist"]) == 2
+    err = capsys.readouterr().err
+    assert "model path does/not/exist does not exist" in err and "smollm2-135m" in err
+
+
+def test_skipped_lines_are_counted_once_and_a_limit_reads_no_further(tiny_model, short_chains, tmp_path, capsys):
+    import json
+
+    good = short_chains[0]
+    data = tmp_path / "data.jsonl"
+    data.write_text(json.dumps({"id": "good", "question": good.question, "reasoning": good.reasoning,
+                                "answer": good.answer}) + "\n" + '{"id": "bad"}\n')
+    common = ["prune", "--model", str(tiny_model.path), "--data", f"jsonl:{data}", "--method", "truncate"]
+    assert main([*common, "--limit", "1", "--out", str(tmp_path / "one")]) == 0  # line 2 is never read
+    assert main([*common, "--skip-bad", "--out", str(tmp_path / "all")]) == 0
+    err, out = capsys.readouterr()[::-1]
+    assert "1 skipped" in out.splitlines()[-1] and "line 2: missing field 'question'" in err

@@ -79,3 +79,14 @@ def test_unknown_source_and_missing_file(tmp_path):
         load_examples("csv:foo")
     with pytest.raises(DataError, match="no such file"):
         load_examples(f"jsonl:{tmp_path / 'nope.jsonl'}")
+
+
+def test_a_gsm8k_chain_made_only_of_calculator_annotations_is_a_bad_line(tmp_path):
+    path = tmp_path / "gsm8k.jsonl"
+    path.write_text(json.dumps({"question": "q?", "answer": "<<2+2=4>>\n#### 4"}) + "\n"
+                    + json.dumps({"question": "r?", "answer": "Two and two make 4.\n#### 4"}) + "\n")
+    with pytest.raises(DataError, match="line 1: the chain is empty once calculator annotations"):
+        load_examples(f"gsm8k:{path}")
+    skipped = []
+    assert [e.id for e in load_examples(f"gsm8k:{path}", skip_bad=True, skipped=skipped)] == ["gsm8k-2"]
+    assert len(skipped) == 1

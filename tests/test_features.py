@@ -9,6 +9,7 @@ from prunelens.features import features_run, hoyer, sequence_features, small_sha
 from prunelens.layout import render
 from prunelens.ops import n_to_delete
 from prunelens.pruning import prune_examples
+from prunelens.store import RunError
 
 
 def test_hoyer_and_small_share_on_hand_built_activations():
@@ -71,7 +72,7 @@ def test_features_run_writes_a_keyed_table_and_resumes(tiny_model, short_chains,
     assert rows["surprisal@0.5"].isna().to_numpy().tolist() == gone.to_numpy().tolist()
     # resuming does no new work; other settings are refused
     assert features_run(tiny_model, run, at_keep=[0.5], show_progress=False) == path
-    with pytest.raises(Exception, match="at_keep"):
+    with pytest.raises(RunError, match="at_keep"):
         features_run(tiny_model, run, show_progress=False)
 
 

@@ -4,11 +4,8 @@ import os
 from pathlib import Path
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
-from prunelens.categories import annotate_run
-from prunelens.pruning import prune_examples
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -26,14 +23,6 @@ def execute(name: str, env: dict[str, str]) -> nbformat.NotebookNode:
     return book
 
 
-@pytest.fixture(scope="module")
-def nb_run(tiny_model, short_chains, tmp_path_factory):
-    out = tmp_path_factory.mktemp("nb-run")
-    prune_examples(tiny_model, short_chains[:4], out, method="greedy", show_progress=False)
-    annotate_run(out)
-    return out
-
-
 def outputs(book) -> str:
     return "".join(o.get("text", "") for cell in book.cells if cell.cell_type == "code" for o in cell.outputs)
 
@@ -43,15 +32,16 @@ def test_quickstart(tiny_model):
     assert "first deleted:" in outputs(book) and "tokens ranked in" in outputs(book)
 
 
-def test_figures_notebook(tiny_model, nb_run):
-    book = execute("figures.ipynb", {"PRUNELENS_NB_RUN": str(nb_run), "PRUNELENS_NB_MODEL": str(tiny_model.path)})
-    assert (nb_run / "figures" / "category_survival.png").exists()
+def test_figures_notebook_builds_the_run_it_needs(tiny_model, tmp_path):
+    run = tmp_path / "fresh"  # no run yet, as on a fresh clone without `make demo`
+    book = execute("figures.ipynb", {"PRUNELENS_NB_RUN": str(run), "PRUNELENS_NB_MODEL": str(tiny_model.path)})
+    assert (run / "features.parquet").exists() and (run / "figures" / "category_survival.png").exists()
     assert any(o.get("output_type") == "display_data" for cell in book.cells for o in cell.get("outputs", []))
+    streams = "".join(o.get("text", "") for c in book.cells if c.cell_type == "code" for o in c.outputs)
+    assert "IProgress" not in streams and "prune greedy" not in streams and "features:" not in streams
 
 
-def test_predictors_notebook(tiny_model, nb_run):
-    from prunelens.features import features_run
-
-    features_run(tiny_model, nb_run, show_progress=False)
-    book = execute("predictors.ipynb", {"PRUNELENS_NB_RUN": str(nb_run)})
+def test_predictors_notebook_builds_the_run_it_needs(tiny_model, tmp_path):
+    run = tmp_path / "fresh"
+    book = execute("predictors.ipynb", {"PRUNELENS_NB_RUN": str(run), "PRUNELENS_NB_MODEL": str(tiny_model.path)})
     assert "attention: Spearman" in outputs(book)

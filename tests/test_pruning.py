@@ -8,7 +8,7 @@ import torch
 
 from prunelens.data import Example
 from prunelens.layout import render
-from prunelens.ops import n_to_delete, pick, pruned_ids, token_logprobs
+from prunelens.ops import n_to_delete, pick, pruned_ids, token_logprobs, trajectory_grid
 from prunelens.pruning import METHODS, Engine, NaiveReference, PruneConfig, prune, prune_examples
 from prunelens.store import RunError
 
@@ -147,16 +147,29 @@ def test_greedy_fast_is_a_full_ranking_that_starts_like_greedy(tiny_model, short
     assert np.allclose(fast.first_scores, exact.first_scores, atol=1e-5)
 
 
+def test_trajectory_grid_by_hand():
+    assert trajectory_grid(40, 40) == list(range(0, 41, 2))  # every 0.05 of 40 tokens is 2 deletions
+    assert trajectory_grid(40, 21) == list(range(0, 21, 2)) + [21]  # and the run's last state
+    assert trajectory_grid(3, 3) == [0, 1, 2, 3]
+
+
 @pytest.mark.parametrize("method", sorted(METHODS))
-def test_every_trajectory_is_the_objective_of_its_states(tiny_model, short_chains, method):
-    """Each method's recorded trajectory equals full forward passes over the states its order visits."""
+@pytest.mark.parametrize("trajectory", ["grid", "full"])
+def test_every_trajectory_is_the_objective_of_its_states(tiny_model, short_chains, method, trajectory):
+    """Each method's recorded trajectory equals full forward passes over the states its order visits;
+    a baseline's grid trajectory is scored exactly at the grid's states and NaN elsewhere."""
     layout = render(short_chains[4], tiny_model.tokenizer)
-    result = prune(tiny_model, layout, method=method, keep_ratio=0.3, example_id="x")
+    result = prune(tiny_model, layout, method=method, keep_ratio=0.3, example_id="x", trajectory=trajectory)
     n = len(layout.reasoning_ids)
     assert len(result.order) == n_to_delete(n, 0.3) == len(set(result.order))
     assert len(result.trajectory) == len(result.order) + 1
-    expected = NaiveReference(tiny_model).trajectory(layout, result.order)
-    assert np.abs(np.array(result.trajectory) - expected).max() < 1e-5
+    scored = np.isfinite(result.trajectory)
+    if trajectory == "grid" and method in ("random", "truncate", "surprisal", "attention"):
+        assert list(np.flatnonzero(scored)) == trajectory_grid(n, len(result.order))
+    else:
+        assert scored.all()
+    expected = np.array(NaiveReference(tiny_model).trajectory(layout, result.order))
+    assert np.abs(np.array(result.trajectory)[scored] - expected[scored]).max() < 1e-5
 
 
 def test_baseline_orders(tiny_model, short_chains):
@@ -191,7 +204,8 @@ def test_attention_baseline_follows_attention_summed_by_hand(tiny_model, short_c
 def test_config_is_validated_before_any_work():
     for bad, message in [({"method": "magic"}, "unknown method"), ({"objective": "everything"}, "unknown objective"),
                          ({"keep_ratio": 1.0}, "keep ratio"), ({"fast_share": 0}, "fast_share"),
-                         ({"max_batch": 0}, "max_batch"), ({"dtype": "int8"}, "unknown dtype")]:
+                         ({"max_batch": 0}, "max_batch"), ({"dtype": "int8"}, "unknown dtype"),
+                         ({"trajectory": "some"}, "unknown trajectory")]:
         with pytest.raises(ValueError, match=message):
             PruneConfig(**bad)
     with pytest.raises(ValueError, match="unknown pruning settings"):

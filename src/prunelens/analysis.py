@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from .categories import LABELS
-from .ops import n_to_delete
+from .ops import n_to_delete, progress_bar
 from .store import natural_key, read_table, write_table, write_text
 
 KEEP_RATIOS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
@@ -362,8 +362,6 @@ def analyze(run: str | Path, out: str | Path | None = None, show_progress: bool 
 
     ``linear_only`` skips gradient boosting (ridge and logistic regression only): a quicker look.
     """
-    from tqdm.auto import tqdm
-
     tokens = load_tokens(run)
     start = read_table(run, "examples").set_index("example_id").objective_trajectory.map(lambda t: float(t[0]))
     out = Path(out) if out else Path(run) / "analysis"
@@ -387,7 +385,7 @@ def analyze(run: str | Path, out: str | Path | None = None, show_progress: bool 
     tables: dict[str, pd.DataFrame] = {}
     extra = {"rank_regression": "rank_predictions", "category_rank": "category_pairs",
              "category_classifier": "category_confusion"}
-    for name, job in tqdm(jobs, desc="analysis", unit="table", disable=not show_progress):
+    for name, job in progress_bar(jobs, desc="analysis", unit="table", disable=not show_progress):
         result = job()
         if isinstance(result, tuple):
             tables[name], tables[extra[name]] = result

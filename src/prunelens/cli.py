@@ -50,8 +50,7 @@ def _load(args, dtype=None) -> tuple:
     examples = load_examples(args.data, pool, args.seed, args.skip_bad, skipped)  # before the model: fail fast
     for message in skipped:
         print(f"skipped: {message}", file=sys.stderr)
-    if skipped:
-        print(f"skipped {len(skipped)} bad line(s) of {args.data}", file=sys.stderr)
+    args.bad_lines = len(skipped)
     model = load_model(args.model, args.device, dtype)
     if filtered:
         examples = select_short(examples, model.tokenizer, args.max_tokens, args.limit, args.min_tokens)
@@ -110,7 +109,8 @@ def cmd_prune(args) -> None:
     config = PruneConfig(method=args.method, objective=args.objective, keep_ratio=args.keep_ratio, seed=args.seed,
                          fast_share=args.fast_share, fast_refresh=args.fast_refresh,
                          fast_neighbours=args.fast_neighbours, max_batch=args.max_batch,
-                         memory_gib=args.memory_gib, dtype=args.dtype)
+                         memory_gib=args.memory_gib, dtype=args.dtype,
+                         trajectory="full" if args.full_trajectory else "grid")
     shard_of([], args.shard)  # checked before the model loads
     _out_dir(args.out)
     _set_threads(args)
@@ -119,8 +119,9 @@ def cmd_prune(args) -> None:
                              data=_source(args.data))
     for message in summary["skipped"]:
         print(f"skipped: {message}", file=sys.stderr)
+    skipped = args.bad_lines + len(summary["skipped"])  # bad data lines and examples that cannot be laid out
     print(f"pruned {summary['done']} example(s), {summary['resumed']} already done, "
-          f"{len(summary['skipped'])} skipped -> {args.out}/examples.parquet, {args.out}/tokens.parquet")
+          f"{skipped} skipped -> {args.out}/examples.parquet, {args.out}/tokens.parquet")
 
 
 def cmd_features(args) -> None:
@@ -211,6 +212,8 @@ def cmd_merge(args) -> None:
     from .store import StageStore
 
     stages = {"prune": ("tokens", "examples"), "features": ("features",)}
+    if not any(StageStore(args.run, stage, tables).parts.is_dir() for stage, tables in stages.items()):
+        raise RunError(f"{args.run} is not a run directory: it has no parts/ of prune or features to merge")
     for stage, tables in stages.items():
         for table, path in StageStore(args.run, stage, tables).merge().items():
             print(f"{table}: {path}")
@@ -249,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, default=None, help="most packed rows per forward pass")
     p.add_argument("--memory-gib", type=float, default=None,
                    help="memory budget of the scoring engine (default: 2 on CPU, 60%% of free GPU memory)")
+    p.add_argument("--full-trajectory", action="store_true",
+                   help="baselines: score the state after every deletion (default: every 0.05 of keep ratio)")
     p.add_argument("--dtype", choices=DTYPES, default="auto",
                    help="weights' dtype (auto: float32 on CPU, bfloat16 on CUDA); log-softmax is float32")
     p.add_argument("--out", required=True, help="run directory (re-running the command resumes it)")

@@ -57,6 +57,8 @@ def _gsm_symbolic(limit: int | None, seed: int) -> Iterator[Example]:
 def _gsm8k_record(obj: dict, lineno: int) -> Example:
     chain, final = split_chain(_text_field(obj, "answer"))
     chain = CALCULATOR.sub("", chain)
+    if not chain.strip():
+        raise ValueError("the chain is empty once calculator annotations <<...>> are removed")
     return Example(f"gsm8k-{lineno}", _text_field(obj, "question"), chain, final)
 
 

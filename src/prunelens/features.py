@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from .layout import Layout
-from .ops import n_to_delete, token_logprobs
+from .ops import n_to_delete, progress_bar, token_logprobs
 from .store import StageStore, read_table
 
 MLP_THRESHOLD = 0.1
@@ -156,8 +156,6 @@ def example_features(model, row: pd.Series, texts: Sequence[str], layers: Sequen
 def features_run(model, run: str | Path, layers: Sequence[int] | None = None,
                  at_keep: Sequence[float] = (), show_progress: bool = True) -> Path:
     """Write ``RUN/features.parquet`` for every pruned example of ``run`` (resumable)."""
-    from tqdm.auto import tqdm
-
     examples = read_table(run, "examples")
     tokens = read_table(run, "tokens")
     models = set(examples.model)
@@ -169,7 +167,7 @@ def features_run(model, run: str | Path, layers: Sequence[int] | None = None,
     finished = store.done()
     texts = tokens.groupby("example_id", sort=False)["token_text"].apply(list)
     todo = examples[~examples.example_id.isin(finished)]
-    for _, row in tqdm(todo.iterrows(), total=len(todo), desc="features", unit="ex", disable=not show_progress):
+    for _, row in progress_bar(todo.iterrows(), total=len(todo), desc="features", unit="ex", disable=not show_progress):
         frame = example_features(model, row, texts[row.example_id], layers, at_keep)
         store.write(row.example_id, {"features": frame})
     return store.merge().get("features", Path(run) / "features.parquet")

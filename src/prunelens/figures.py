@@ -113,7 +113,8 @@ def trajectory_figure(runs: Sequence[tuple[str, pd.DataFrame]]):
         for traj, n in zip(examples.objective_trajectory, examples.n_reasoning):
             traj = np.asarray(traj, dtype=float)
             deleted = np.arange(len(traj)) / n  # fraction deleted after each step; keep ratios stop early
-            curves.append(np.where(grid <= deleted[-1] + 1e-9, np.interp(grid, deleted, traj), np.nan))
+            scored = np.isfinite(traj)  # grid trajectories are NaN between their points
+            curves.append(np.where(grid <= deleted[-1] + 1e-9, np.interp(grid, deleted[scored], traj[scored]), np.nan))
         curves = np.array(curves)
         mean, sd = np.nanmean(curves, 0), np.nanstd(curves, 0)
         line = ax.plot(grid, mean, label=f"{label} (n={len(curves)})")[0]
@@ -158,11 +159,15 @@ def example_figure(tokens: pd.DataFrame, example_id: str, width: int = 70):
     lines, line, used = [], [], 0
     for row in rows.itertuples():
         text = row.token_text.replace("\n", "⏎")
-        if used + len(text) > width and line:
+        if not text.strip():  # white space alone would be an empty box
+            text = text.replace(" ", "␣").replace("\t", "⇥") or "∅"
+        label = "" if pd.isna(row.deleted_step) else str(int(row.deleted_step))
+        cell = max(len(text), len(label)) + 1  # room for the step number and a gap: numbers never run together
+        if used + cell > width and line:
             lines.append(line)
             line, used = [], 0
-        line.append((used, text, row.category, row.deleted_step))
-        used += max(len(text), 1)
+        line.append((used, text, row.category, label))
+        used += cell
         if "\n" in row.token_text:
             lines.append(line)
             line, used = [], 0
@@ -171,10 +176,10 @@ def example_figure(tokens: pd.DataFrame, example_id: str, width: int = 70):
     ax.set(xlim=(0, width), ylim=(len(lines), -0.6))
     ax.axis("off")
     for k, line in enumerate(lines):
-        for x, text, category, step in line:
+        for x, text, category, label in line:
             ax.text(x + 0.05, k, text, family="monospace", fontsize=9, va="center",
                     bbox=dict(boxstyle="square,pad=0.1", fc=np.array(COLOURS.get(category, (220, 220, 220))) / 255, ec="none"))
-            ax.text(x + 0.05, k + 0.33, "" if pd.isna(step) else str(int(step)), family="monospace", fontsize=5.5, color="0.3")
+            ax.text(x + 0.05, k + 0.33, label, family="monospace", fontsize=5.5, color="0.3")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colour(c)) for c in LABELS]
     ax.legend(handles, [DISPLAY[c] for c in LABELS], ncol=6, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 1.12), frameon=False)
     ax.set_title(textwrap.shorten(f"{example_id}: tokens by category, small numbers = deletion step", 100), pad=22)

@@ -51,6 +51,21 @@ def _template_parts(tokenizer, question: str) -> tuple[str, str]:
     return f"Question: {question}\nReasoning: ", (tokenizer.eos_token or "")
 
 
+def tile_spans(offsets) -> list[tuple[int, int]]:
+    """Character spans that tile the text once, in token order.
+
+    Byte-level tokenizers give every byte token of one character (an emoji, a CJK character) that
+    character's whole span; here the first such token keeps the character and the rest are empty.
+    """
+    spans, end = [], 0
+    for start, stop in offsets:
+        start = max(start, end)
+        stop = max(stop, start)
+        spans.append((start, stop))
+        end = stop
+    return spans
+
+
 def render(example: Example, tokenizer, max_length: int | None = None) -> Layout:
     """Lay out ``example`` for ``tokenizer`` (see module docstring); raises LayoutError on bad input."""
     if not example.reasoning.strip():
@@ -64,7 +79,7 @@ def render(example: Example, tokenizer, max_length: int | None = None) -> Layout
     answer_ids = tokenizer(example.answer.strip(), add_special_tokens=False)["input_ids"]
     if not answer_ids:
         raise LayoutError(f"example {example.id}: the answer tokenises into nothing")
-    layout = Layout(prompt_ids, list(enc["input_ids"]), post_ids, [tuple(s) for s in enc["offset_mapping"]])
+    layout = Layout(prompt_ids, list(enc["input_ids"]), post_ids, tile_spans(enc["offset_mapping"]))
     if not layout.reasoning_ids:
         raise LayoutError(f"example {example.id}: the reasoning tokenises into nothing")
     if max_length is not None and len(layout) > max_length:

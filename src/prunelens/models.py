@@ -146,10 +146,13 @@ def resolve_model_path(name: str) -> Path | str:
         if not (target / "config.json").exists():
             _convert_embedded(name, target)
         return target
-    if name.startswith((".", "/", "~")) or os.sep in name and Path(name).expanduser().exists():
-        path = Path(name).expanduser()
+    path = Path(name).expanduser()
+    if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:  # a hub id is org/name
         if not path.is_dir():
-            raise ModelLoadError(f"model path {path} does not exist or is not a directory")
+            raise ModelLoadError(
+                f"model path {path} {'is not a directory' if path.exists() else 'does not exist'}: give "
+                f"{' or '.join(EMBEDDED)} (embedded), a local model directory, or a Hugging Face id "
+                "(org/name) already in the cache")
         return path
     return name
 

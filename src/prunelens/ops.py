@@ -2,8 +2,10 @@
 
 - ``n_to_delete``: how many tokens go at a keep ratio (the one rounding rule of the toolkit);
 - ``pick``: the best of a list of scores, ties to the earliest position;
+- ``trajectory_grid``: the states a baseline's trajectory is scored at by default;
 - ``token_logprobs``: log p(target) from logits, in float32;
-- ``pruned_ids``: the token ids of a chain with some reasoning tokens kept.
+- ``pruned_ids``: the token ids of a chain with some reasoning tokens kept;
+- ``progress_bar``: tqdm's automatic bar, quiet about a missing notebook widget.
 """
 
 from __future__ import annotations
@@ -15,6 +17,18 @@ if TYPE_CHECKING:
     import torch
 
 TIE_TOL = 1e-6  # objectives this close to the best count as tied; the earliest position wins
+GRID_STEP = 0.05  # baselines' trajectories are scored at every 0.05 of keep ratio by default
+
+
+def progress_bar(*args, **kwargs):
+    """``tqdm.auto.tqdm``: a widget in Jupyter when ipywidgets is there, else text, without the warning
+    ``tqdm.auto`` prints when it falls back."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        from tqdm.auto import tqdm
+    return tqdm(*args, **kwargs)
 
 
 def n_to_delete(n: int, keep_ratio: float) -> int:
@@ -22,6 +36,13 @@ def n_to_delete(n: int, keep_ratio: float) -> int:
     if not 0.0 <= keep_ratio <= 1.0:
         raise ValueError(f"keep ratio {keep_ratio} is not between 0 and 1")
     return n - int(round(keep_ratio * n))
+
+
+def trajectory_grid(n: int, n_deleted: int, step: float = GRID_STEP) -> list[int]:
+    """Deletion counts at which a grid trajectory is scored: every ``step`` of keep ratio of ``n``
+    tokens, and the run's last state (``n_deleted``)."""
+    ratios = [round(1 - i * step, 10) for i in range(int(round(1 / step)) + 1)]
+    return sorted({k for k in (n_to_delete(n, r) for r in ratios) if k <= n_deleted} | {0, n_deleted})
 
 
 def pick(scores: Sequence[float], tie_tol: float = TIE_TOL) -> int:

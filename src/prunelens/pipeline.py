@@ -28,3 +28,28 @@ def run_pipeline(model, examples, out: str | Path, method: str = "greedy", objec
     viewer = write_viewer(out, out / "viewer.html")
     return {"run": out, "analysis": out / "analysis", "figures": out / "figures", "viewer": viewer,
             "n_figures": len(figures), "headline": headline(tables)}
+
+
+def ensure_run(run: str | Path, model_name: str = "smollm2-135m", limit: int = 4, max_tokens: int = 40,
+               show_progress: bool = False) -> Path:
+    """A run with features and categories at ``run``; when none exists, a small one is built there.
+
+    The small run: ``limit`` GSM-Symbolic chains of at most ``max_tokens`` reasoning tokens, pruned
+    by exact greedy with ``model_name`` (a few minutes on a CPU with the embedded model). Notebooks
+    call this so they work on a fresh clone; ``make demo`` makes a bigger run.
+    """
+    from .data import load_examples
+    from .layout import select_short
+    from .models import load_model
+
+    run = Path(run)
+    model = None
+    if not (run / "examples.parquet").exists():
+        model = load_model(model_name)
+        examples = select_short(load_examples("gsm-symbolic", 50 * limit), model.tokenizer, max_tokens, limit)
+        prune_examples(model, examples, run, show_progress=show_progress)
+    if not (run / "features.parquet").exists():
+        features_run(model or load_model(model_name), run, show_progress=show_progress)
+    if not (run / "categories.parquet").exists():
+        annotate_run(run)
+    return run

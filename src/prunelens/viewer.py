@@ -67,7 +67,8 @@ function draw() {
   const kept = ex.tokens.filter(t => !(t.step !== null && t.step <= step)).length;
   const objective = ex.trajectory[Math.min(step, ex.trajectory.length - 1)];
   document.getElementById("status").textContent =
-    `step ${step} / ${ex.order.length}: ${kept} of ${ex.tokens.length} tokens kept, objective ${objective.toFixed(3)}`;
+    `step ${step} / ${ex.order.length}: ${kept} of ${ex.tokens.length} tokens kept, objective ` +
+    (objective === null ? "not scored at this step (grid trajectory)" : objective.toFixed(3));
 }
 pick.addEventListener("change", () => { slider.value = 0; draw(); });
 slider.addEventListener("input", draw);
@@ -95,7 +96,7 @@ def viewer_data(run: str | Path) -> dict:
                           "category": category, "display": DISPLAY.get(category, "no category"),
                           "features": {k: _number(row[k]) for k in HOVER_FEATURES if k in row and _number(row[k]) is not None}})
         out.append({"id": ex.example_id, "question": ex.question, "tokens": items,
-                    "order": [int(x) for x in ex.order], "trajectory": [float(x) for x in np.asarray(ex.objective_trajectory)]})
+                    "order": [int(x) for x in ex.order], "trajectory": [_number(x) for x in np.asarray(ex.objective_trajectory)]})
     return {"model": examples.model.iloc[0], "method": examples.method.iloc[0], "examples": out}
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 OBJECTIVES = ("reason-answer", "answer")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+TRAJECTORIES = ("grid", "full")
 RESOURCE_SETTINGS = ("max_batch", "memory_gib")  # change speed, not results: a resumed run may change them
 METHOD_SETTINGS = ("fast_share", "fast_refresh", "fast_neighbours")  # recorded only for the methods that use them
 
@@ -17,7 +18,9 @@ class PruneConfig:
 
     ``fast_*`` tune greedy-fast (see ``search``); ``max_batch`` caps packed rows per forward pass and
     ``memory_gib`` sets the engine's memory budget (default 2 GiB on CPU, 60% of free GPU memory);
-    ``dtype`` ``auto`` is float32 on CPU and bfloat16 on CUDA.
+    ``dtype`` ``auto`` is float32 on CPU and bfloat16 on CUDA. ``trajectory``: a method that returns
+    only an order (the baselines) has its states scored at every 0.05 of keep ratio and at its last
+    state (``grid``, NaN between) or after every deletion (``full``); searches always record all.
     """
 
     method: str = "greedy"
@@ -30,6 +33,7 @@ class PruneConfig:
     max_batch: int | None = None
     memory_gib: float | None = None
     dtype: str = "auto"
+    trajectory: str = "grid"
 
     def __post_init__(self) -> None:
         from .registry import METHODS
@@ -48,6 +52,8 @@ class PruneConfig:
             raise ValueError(f"max_batch {self.max_batch} is not a positive number of rows")
         if self.memory_gib is not None and self.memory_gib <= 0:
             raise ValueError(f"memory_gib {self.memory_gib} is not positive")
+        if self.trajectory not in TRAJECTORIES:
+            raise ValueError(f"unknown trajectory {self.trajectory!r}: use one of {', '.join(TRAJECTORIES)}")
         if self.dtype not in DTYPES:
             raise ValueError(f"unknown dtype {self.dtype!r}: use one of {', '.join(DTYPES)}")
 

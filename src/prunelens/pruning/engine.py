@@ -196,10 +196,19 @@ class Engine:
         start = state.p if self.objective == "reason-answer" else len(state.ids) - state.a
         return float(state.tlp[start:].mean())
 
-    def trajectory(self, ids: Sequence[int], p: int, a: int, order: Sequence[int]) -> list[float]:
-        """Objective of ``ids`` before any deletion and after each deletion of ``order`` (reasoning indices)."""
+    def trajectory(self, ids: Sequence[int], p: int, a: int, order: Sequence[int],
+                   steps: Sequence[int] | None = None) -> list[float]:
+        """Objective of ``ids`` before any deletion and after each deletion of ``order`` (reasoning indices).
+
+        With ``steps`` (deletion counts), only those states are scored and the others are NaN.
+        """
         state = self.state(ids, p, a)
-        return [self.objective_of(state)] + self.score(state, [sorted(order[: s + 1]) for s in range(len(order))])
+        wanted = [s for s in (range(1, len(order) + 1) if steps is None else steps) if 0 < s <= len(order)]
+        trajectory = [float("nan")] * (len(order) + 1)
+        trajectory[0] = self.objective_of(state)
+        for s, value in zip(wanted, self.score(state, [sorted(order[:s]) for s in wanted])):
+            trajectory[s] = value
+        return trajectory
 
     def _candidate(self, state: State, gone: Sequence[int]) -> _Candidate:
         ids, p, total = state.ids, state.p, len(state.ids)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..errors import LayoutError, RunError
 from ..layout import Layout, render
-from ..ops import n_to_delete
+from ..ops import n_to_delete, progress_bar, trajectory_grid
 from ..store import StageStore, shard_of
 from .config import RESOURCE_SETTINGS, PruneConfig
 from .registry import METHODS
@@ -28,7 +28,7 @@ class PruneResult:
 
     order: list[int]  # original reasoning positions, in deletion order
     deleted_step: list[int | None]  # per position: 1..N, None if a keep ratio left it in
-    trajectory: list[float]  # objective before any deletion, then after each deletion
+    trajectory: list[float]  # objective before any deletion, then after each deletion (NaN: not scored)
     first_scores: list[float] | None = None  # objective after deleting each token alone, step 1
     tokens_processed: int = 0  # token slots passed through the model (padding included)
     tokens_needed: int = 0  # the engine's lower bound for the same work
@@ -64,7 +64,8 @@ def prune(model, layout: Layout, config: PruneConfig | None = None, *, example_i
     if trajectory is None:
         if progress:
             progress(len(ranking.order))
-        trajectory = engine.trajectory(layout.ids, len(layout.prompt_ids), len(layout.post_ids), ranking.order)
+        steps = None if config.trajectory == "full" else trajectory_grid(n, len(ranking.order))
+        trajectory = engine.trajectory(layout.ids, len(layout.prompt_ids), len(layout.post_ids), ranking.order, steps)
     deleted_step: list[int | None] = [None] * n
     for step, position in enumerate(ranking.order, start=1):
         deleted_step[position] = step
@@ -119,8 +120,6 @@ def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConf
     Returns a summary: ``done`` (pruned now), ``resumed`` (already there), ``skipped`` (messages).
     Bad examples (too long, empty) stop the run with LayoutError, or are skipped with ``skip_bad``.
     """
-    from tqdm.auto import tqdm
-
     config = _config(config, settings)
     mine = shard_of(examples, shard)
     store = StageStore(out, "prune", ("tokens", "examples"))
@@ -143,9 +142,9 @@ def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConf
                 raise
             summary["skipped"].append(str(err))
     todo = [e for e in todo if e.id in layouts]
-    for example in tqdm(todo, desc=f"prune {config.method}", unit="ex", disable=not show_progress):
+    for example in progress_bar(todo, desc=f"prune {config.method}", unit="ex", disable=not show_progress):
         layout = layouts[example.id]
-        steps = tqdm(total=n_to_delete(len(layout.reasoning_ids), config.keep_ratio), desc=example.id,
+        steps = progress_bar(total=n_to_delete(len(layout.reasoning_ids), config.keep_ratio), desc=example.id,
                      unit="tok", leave=False, disable=not show_progress)
         result = prune(model, layout, config, example_id=example.id, progress=steps.update)
         steps.close()
