@@ -105,3 +105,30 @@ def test_skipped_lines_are_counted_once_and_a_limit_reads_no_further(tiny_model,
     assert main([*common, "--skip-bad", "--out", str(tmp_path / "all")]) == 0
     err, out = capsys.readouterr()[::-1]
     assert "1 skipped" in out.splitlines()[-1] and "line 2: missing field 'question'" in err
+
+
+def test_annotate_on_an_empty_data_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "empty.jsonl").write_text("")
+    args = ["annotate", "--model", NO_MODEL, "--data", f"jsonl:{tmp_path}/empty.jsonl", "--out", str(tmp_path / "o")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has no examples: it is empty" in err[0]
+
+
+def test_shards_take_their_share_of_the_cores(monkeypatch):
+    import argparse
+    import os
+
+    import torch
+
+    from prunelens.cli import _set_threads
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    try:
+        _set_threads(argparse.Namespace(threads=None, shard="1/4"))
+        assert torch.get_num_threads() == 2
+        _set_threads(argparse.Namespace(threads=3, shard="1/4"))  # --threads overrides
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)

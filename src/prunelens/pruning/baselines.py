@@ -18,7 +18,7 @@ from .registry import Ranking, register
 class Random:
     name = "random"
     help = "a seeded random order"
-    settings = ()
+    settings = ("trajectory",)
 
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
         import numpy as np
@@ -30,7 +30,7 @@ class Random:
 class Truncate:
     name = "truncate"
     help = "delete from the end of the chain"
-    settings = ()
+    settings = ("trajectory",)
 
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
         n = len(layout.reasoning_ids)
@@ -40,7 +40,7 @@ class Truncate:
 class Surprisal:
     name = "surprisal"
     help = "delete the least surprising tokens first"
-    settings = ()
+    settings = ("trajectory",)
 
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
         p, n = len(layout.prompt_ids), len(layout.reasoning_ids)
@@ -52,7 +52,7 @@ class Surprisal:
 class Attention:
     name = "attention"
     help = "delete the tokens the answer attends to least first"
-    settings = ()
+    settings = ("trajectory",)
 
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
         from ..features import answer_attention

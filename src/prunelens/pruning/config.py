@@ -9,7 +9,7 @@ OBJECTIVES = ("reason-answer", "answer")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 TRAJECTORIES = ("grid", "full")
 RESOURCE_SETTINGS = ("max_batch", "memory_gib")  # change speed, not results: a resumed run may change them
-METHOD_SETTINGS = ("fast_share", "fast_refresh", "fast_neighbours")  # recorded only for the methods that use them
+METHOD_SETTINGS = ("fast_share", "fast_refresh", "fast_neighbours", "trajectory")  # recorded only for the methods that use them
 
 
 @dataclass(frozen=True)
