@@ -96,17 +96,20 @@ def test_analyze_writes_every_table_with_grouped_cv(full_run):
                                      "attention->post-deletion objective pearson (best)"}
 
 
-def test_rank_predictions_are_out_of_fold(full_run, monkeypatch):
-    """A feature that is the answer itself predicts perfectly in CV; folds never mix examples."""
-    import prunelens.analysis as analysis
+def test_cross_predict_cannot_learn_an_example_it_holds_out():
+    """A feature that only memorises which example a row belongs to predicts that example's target in
+    sample, but says nothing about held-out examples: out-of-fold predictions must not follow it."""
+    from sklearn.linear_model import LinearRegression
 
-    tokens = load_tokens(full_run["greedy"])
-    tokens = tokens[["example_id", "position", "rank_norm"]].assign(**{"attn_answer.L0.H0": tokens.rank_norm})
-    folds = analysis._folds(tokens.example_id.to_numpy())
-    for train, test in folds:
-        assert not set(tokens.example_id.iloc[train]) & set(tokens.example_id.iloc[test])
-    table, _ = analysis.rank_regression(tokens, models=("ridge",))
-    assert table.set_index("feature_set").loc["attention", "spearman"] > 0.99
+    from prunelens.analysis import cross_predict
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(30), 10)  # 30 examples of 10 tokens
+    target = rng.normal(size=30)[groups]  # each example's own value
+    memorise = np.eye(30)[groups]  # one-hot of the example: perfect in sample
+    assert np.corrcoef(LinearRegression().fit(memorise, target).predict(memorise), target)[0, 1] > 0.99
+    held_out = cross_predict(LinearRegression, memorise, target, groups)
+    assert abs(np.corrcoef(held_out, target)[0, 1]) < 0.3
 
 
 def test_post_deletion_objective_is_start_minus_drop(full_run):
