@@ -29,12 +29,13 @@ import torch
 from scipy.stats import spearmanr
 
 from prunelens import load_examples, load_model, prune, render
+from prunelens.analysis import COMPARE_KEEPS
 from prunelens.ops import n_to_delete
 from prunelens.pruning import Engine, NaiveReference, PruneConfig
 from prunelens.store import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
-RATIOS = (0.75, 0.5, 0.25)
+RATIOS = COMPARE_KEEPS
 
 
 def pick_examples(model, source: str, lengths: list[int], pool_size: int = 1000):

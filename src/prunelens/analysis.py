@@ -21,6 +21,9 @@ from .ops import n_to_delete, progress_bar
 from .store import natural_key, read_table, write_table, write_text
 
 KEEP_RATIOS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
+HEADLINE_KEEP = 0.5  # the keep ratio runs are summarised and compared at
+COMPARE_KEEPS = (0.75, 0.5, 0.25)  # keep ratios of agreement and of the normalised objective
+PUBLISHED_PEARSON = 0.88  # arXiv 2601.03066: attention features -> post-deletion likelihood
 BASELINE_FEATURES = ("surprisal", "position_norm", "is_digit", "is_punct", "token_chars")
 BOOTSTRAP = 1000
 
@@ -199,7 +202,7 @@ def drop_regression(tokens: pd.DataFrame, models: Sequence[str] = ("ridge", "boo
                 rows.append({"target": target, "feature_set": name, "model": model_name, "pearson": _pearson(y, pred),
                              "spearman": _spearman(y, pred),
                              "r2": 1 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2),
-                             "published_pearson": 0.88})
+                             "published_pearson": PUBLISHED_PEARSON})
     return pd.DataFrame(rows)
 
 
@@ -237,7 +240,7 @@ def category_survival(tokens: pd.DataFrame, ratios: Sequence[float] = KEEP_RATIO
     return pd.DataFrame(rows)
 
 
-def order_agreement(tokens: pd.DataFrame, other: pd.DataFrame, ratios: Sequence[float] = (0.75, 0.5, 0.25)
+def order_agreement(tokens: pd.DataFrame, other: pd.DataFrame, ratios: Sequence[float] = COMPARE_KEEPS
                     ) -> pd.DataFrame:
     """How alike two runs' deletion orders are, per example they share (say greedy-fast against greedy).
 
@@ -276,7 +279,7 @@ def objective_at(examples: pd.DataFrame, ratio: float) -> pd.Series:
 
 
 def normalised_objective(method: pd.DataFrame, exact: pd.DataFrame, random: pd.DataFrame,
-                         ratios: Sequence[float] = (0.75, 0.5, 0.25)) -> pd.DataFrame:
+                         ratios: Sequence[float] = COMPARE_KEEPS) -> pd.DataFrame:
     """(method - random) / (exact greedy - random) of the objective at each keep ratio, per shared example.
 
     1 is as good as exact greedy, 0 no better than random deletion; NaN where exact and random tie.
@@ -315,7 +318,7 @@ def category_rank(tokens: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return summary, pairs
 
 
-def survival_classifier(tokens: pd.DataFrame, ratio: float = 0.5,
+def survival_classifier(tokens: pd.DataFrame, ratio: float = HEADLINE_KEEP,
                         models: Sequence[str] = ("logistic", "boosting")) -> pd.DataFrame:
     """AUC of telling kept from deleted tokens at ``ratio`` from each feature set."""
     from sklearn.metrics import roc_auc_score
@@ -404,8 +407,8 @@ def headline(tables: dict[str, pd.DataFrame]) -> dict[str, float]:
     out: dict[str, float] = {}
     if "category_survival" in tables:
         half = tables["category_survival"]
-        for row in half[np.isclose(half.keep_ratio, 0.5)].itertuples():
-            out[f"ratio@0.5 {row.category}"] = float(row.ratio)
+        for row in half[np.isclose(half.keep_ratio, HEADLINE_KEEP)].itertuples():
+            out[f"ratio@{HEADLINE_KEEP:g} {row.category}"] = float(row.ratio)
     if "rank_regression" in tables:
         reg = tables["rank_regression"]
         for model in ("ridge", "boosting"):

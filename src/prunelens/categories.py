@@ -316,13 +316,6 @@ def load_gold(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def word_labels(annotator: Annotator, question: str, reasoning: str) -> list[tuple[str, str]]:
-    """(word, label) for every non-space unit: the granularity of the gold set."""
-    items = [u for u in units(reasoning) if u.kind != "space"]
-    labels = annotator.label_tokens(question, reasoning, [(u.start, u.end) for u in items])
-    return [(u.text, label) for u, label in zip(items, labels)]
-
-
 def categories_table(examples: pd.DataFrame, tokens: pd.DataFrame, annotator: Annotator | None = None) -> pd.DataFrame:
     """``example_id, position, token_text, char_start, char_end, category`` for every token."""
     annotator = annotator or RuleAnnotator()

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .analysis import _spearman, load_tokens  # noqa: E402
+from .analysis import HEADLINE_KEEP, _spearman, load_tokens  # noqa: E402
 from .categories import COLOURS, DISPLAY, LABELS, colour  # noqa: E402
 from .store import RunError, read_table  # noqa: E402
 
@@ -125,7 +125,7 @@ def trajectory_figure(runs: Sequence[tuple[str, pd.DataFrame]]):
     return fig
 
 
-def methods_figure(runs: Sequence[tuple[str, pd.DataFrame]], keep_ratio: float = 0.5):
+def methods_figure(runs: Sequence[tuple[str, pd.DataFrame]], keep_ratio: float = HEADLINE_KEEP):
     """Survival / uniform per category at one keep ratio, one bar per method, with 95% intervals."""
     categories = [c for c in LABELS if any(c in set(s.category) for _, s in runs)]
     width = 0.8 / len(runs)
