@@ -120,16 +120,13 @@ def main() -> None:
         exact_ok = []
         kept = list(range(args.tokens))
         for step in range(args.naive_steps):
-            sequences = [layout.prompt_ids + [layout.reasoning_ids[k] for k in kept[:j] + kept[j + 1:]]
-                         + layout.post_ids for j in range(len(kept))]
-            scores = naive.objectives(sequences, 80, 10)
+            scores = naive.candidate_scores(layout, kept)
             chosen = kept.index(ranking.order[step])
             exact_ok.append(max(scores) - scores[chosen] <= args.tolerance)
             kept.pop(chosen)
         sync(device)
         naive_seconds = time.perf_counter() - start
-        total = len(layout.ids)
-        naive_tokens = sum((args.tokens - s) * (total - 1 - s) for s in range(args.tokens))
+        naive_tokens = NaiveReference.tokens_for(layout)
         row = {"model": name, "layers": model.n_layers, "reasoning_tokens": args.tokens, "seconds": seconds,
                "tokens": engine.tokens, "lower_bound": engine.useful, "tokens_per_second": engine.tokens / seconds,
                "peak_share": engine.tokens * flops_per_token(model) / seconds / peak,

@@ -44,12 +44,6 @@ def pick_examples(model, source: str, lengths: list[int], pool_size: int = 1000)
     return [min(pool, key=lambda x: abs(len(x[1].reasoning_ids) - n)) for n in lengths]
 
 
-def naive_tokens(layout) -> int:
-    """Tokens the naive algorithm passes through the model for a full order (no deduplication)."""
-    n, total = len(layout.reasoning_ids), len(layout.ids)
-    return sum((n - s) * (total - 1 - s) for s in range(n))
-
-
 def normalised(trajectory, exact, random, n) -> dict[str, float]:
     out = {}
     for ratio in RATIOS:
@@ -84,7 +78,7 @@ def main() -> None:
         start = time.perf_counter()
         naive_order, naive_trajectory = naive.run(layout, steps)
         seconds = time.perf_counter() - start
-        total = naive_tokens(layout)
+        total = NaiveReference.tokens_for(layout)
         row["naive"] = {"seconds": seconds * total / naive.tokens, "tokens": total, "steps_timed": steps,
                         "seconds_per_token": seconds / naive.tokens}
         row["greedy"]["same_order_as_naive"] = naive_order == exact.order[:steps]

@@ -122,9 +122,12 @@ class StageStore:
         last = self.tables[-1]
         if not self.parts.exists():
             return {}
+        import pyarrow.parquet as pq
+
         values = {}
         for path in self.parts.glob(f"*.{last}.parquet"):
-            frame = pd.read_parquet(path)
+            wanted = list(dict.fromkeys(c for c in ("example_id", column) if c in pq.read_schema(path).names))
+            frame = pd.read_parquet(path, columns=wanted)  # only these columns: parts hold whole trajectories
             values[frame["example_id"].iloc[0]] = frame[column].iloc[0] if column in frame else None
         return values
 

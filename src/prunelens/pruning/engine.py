@@ -220,7 +220,7 @@ class Engine:
         key = gone[0] if len(gone) == 1 and state.memo is not None else None
         memo = state.memo.get(key) if key is not None else None
         resume, known, block = c, None, None
-        if memo is not None and (memo.cum is not None or self.objective == "answer"):
+        if memo is not None:  # its cum is None only for the answer objective, which needs no known sum
             resume = c + memo.valid - 1  # its log-prob is known; it is recomputed to predict the next one
             known = memo.cum[memo.valid] if memo.cum is not None else 0.0
             block = [(k[:, :resume - c], v[:, :resume - c]) for k, v in memo.kv]

@@ -34,6 +34,19 @@ class NaiveReference:
             scores.extend(lp[:, start - 1:].mean(1).tolist())
         return scores
 
+    def candidate_scores(self, layout: Layout, kept: list[int]) -> list[float]:
+        """The objective after deleting each of the ``kept`` reasoning positions alone."""
+        prompt, reasoning, post = layout.prompt_ids, layout.reasoning_ids, layout.post_ids
+        return self.objectives([pruned_ids(prompt, reasoning, post, kept[:j] + kept[j + 1:]) for j in range(len(kept))],
+                               len(prompt), len(post))
+
+    @staticmethod
+    def tokens_for(layout: Layout) -> int:
+        """Tokens the candidates of a full naive run over ``layout`` pass through the model (arithmetic, no
+        run): at step s, n - s candidate sequences of total - 1 - s tokens each."""
+        n, total = len(layout.reasoning_ids), len(layout.ids)
+        return sum((n - s) * (total - 1 - s) for s in range(n))
+
     def trajectory(self, layout: Layout, order: list[int]) -> list[float]:
         """Objective before any deletion and after each deletion of ``order``, one full pass per state."""
         p, a, n = len(layout.prompt_ids), len(layout.post_ids), len(layout.reasoning_ids)
@@ -50,8 +63,7 @@ class NaiveReference:
         trajectory = self.objectives([pruned_ids(prompt, reasoning, post, kept)], p, a)
         order: list[int] = []
         while len(order) < n_delete:
-            scores = self.objectives([pruned_ids(prompt, reasoning, post, kept[:j] + kept[j + 1:])
-                                      for j in range(len(kept))], p, a)
+            scores = self.candidate_scores(layout, kept)
             j = pick(scores)
             trajectory.append(scores[j])
             order.append(kept.pop(j))

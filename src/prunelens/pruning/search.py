@@ -55,7 +55,8 @@ def greedy(engine, layout: Layout, n_delete: int, config: PruneConfig | None,
             rescore(runs)
         else:
             touched = [j for j in runs if kept[j] in stale or kept[j] not in drop]
-            waiting = sorted((j for j in runs if j not in set(touched)), key=lambda j: (drop[kept[j]], j))
+            untouched = [j for j in runs if not (kept[j] in stale or kept[j] not in drop)]
+            waiting = sorted(untouched, key=lambda j: (drop[kept[j]], j))
             size = max(MIN_SHORTLIST, math.ceil(config.fast_share * len(runs)))
             rescore(sorted(touched + waiting[:size]))  # one forward pass for both: fewer, fuller passes
             waiting = waiting[size:]
