@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch CPU threads (default: torch's own; with --shard i/n, the cores divided by n)")
     defaults = PruneConfig()
     p.add_argument("--fast-share", type=float, default=defaults.fast_share,
-                   help="greedy-fast: share of candidates re-scored per step")
+                   help="greedy-fast: share of candidates re-scored per batch (at least 8)")
     p.add_argument("--fast-refresh", type=int, default=defaults.fast_refresh,
                    help="greedy-fast: re-score every candidate every this many steps")
     p.add_argument("--fast-neighbours", type=int, default=defaults.fast_neighbours,
