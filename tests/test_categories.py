@@ -79,7 +79,8 @@ def test_annotate_run_and_demo_round_trip(pruned_run, tmp_path):
     path = annotate_run(pruned_run)
     cats = pd.read_parquet(path)
     tokens = pd.read_parquet(pruned_run / "tokens.parquet")
-    assert list(cats.columns) == ["example_id", "position", "token_text", "char_start", "char_end", "category"]
+    assert list(cats.columns) == ["example_id", "position", "token_text", "char_start", "char_end", "category", "annotator"]
+    assert set(cats.annotator) == {RuleAnnotator.name}
     assert cats[["example_id", "position"]].equals(tokens[["example_id", "position"]])
     assert set(cats.category) <= set(LABELS) and cats.category.nunique() >= 3
     demo = export_demo(pruned_run, tmp_path / "demo.jsonl", justification="rules")
@@ -107,7 +108,7 @@ def test_a_plugged_in_annotator_replaces_the_rules(pruned_run, tmp_path):
             return ["META_DISCOURSE"] * len(spans)
 
     cats = pd.read_parquet(annotate_run(pruned_run, Shouty()))
-    assert set(cats.category) == {"META_DISCOURSE"}
+    assert set(cats.category) == {"META_DISCOURSE"} and set(cats.annotator) == {"shouty"}
 
     class Broken(Shouty):
         def label_tokens(self, question, reasoning, spans):
@@ -138,7 +139,8 @@ def test_cli_imports_labels_made_elsewhere_into_a_run(pruned_run, tmp_path):
     assert list(imported.columns) == list(rules.columns)
     first = imported.example_id == chains[0]["id"]
     assert set(imported[first].category) == {"META_DISCOURSE"}
-    assert imported[~first].equals(rules[~first])
+    assert imported[~first].drop(columns="annotator").equals(rules[~first].drop(columns="annotator"))
+    assert set(imported.annotator) == {"demo:edited.jsonl"}
 
     chains[1]["reason_tokens_json"][2]["token_text"] += "x"
     edited.write_text("".join(json.dumps(chain) + "\n" for chain in chains))

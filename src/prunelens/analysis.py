@@ -8,7 +8,6 @@ beside the baselines.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,49 +17,31 @@ from scipy import stats
 
 from .categories import LABELS
 from .ops import n_to_delete, progress_bar
-from .store import natural_key, read_table, write_table, write_text
+from .schema import (ANALYSIS, EXAMPLES, HEADLINE_FEATURE, FeatureName, feature_names, load_tokens, present_at,
+                     reaches, read_table)
+from .store import natural_key, write_table, write_text
 
 KEEP_RATIOS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
 HEADLINE_KEEP = 0.5  # the keep ratio runs are summarised and compared at
 COMPARE_KEEPS = (0.75, 0.5, 0.25)  # keep ratios of agreement and of the normalised objective
 PUBLISHED_PEARSON = 0.88  # arXiv 2601.03066: attention features -> post-deletion likelihood
-BASELINE_FEATURES = ("surprisal", "position_norm", "is_digit", "is_punct", "token_chars")
 BOOTSTRAP = 1000
 
 
-def load_tokens(run: str | Path) -> pd.DataFrame:
-    """The run's token table joined with its features and categories where they exist."""
-    run = Path(run)
-    table = read_table(run, "tokens")
-    for name in ("features", "categories"):
-        if (run / f"{name}.parquet").exists():
-            extra = pd.read_parquet(run / f"{name}.parquet")
-            extra = extra.drop(columns=[c for c in extra.columns if c in table.columns and c not in ("example_id", "position")])
-            table = table.merge(extra, on=["example_id", "position"], how="left", validate="one_to_one")
-    return table
-
-
 def feature_sets(columns: Sequence[str]) -> dict[str, list[str]]:
-    """Named groups of feature columns: attention, each layer's attention, sparsity, baseline, all."""
-    plain = [c for c in columns if "@" not in c]
-    attention = [c for c in plain if c.startswith("attn_")]
-    sparsity = [c for c in plain if c.startswith(("mlp_sparsity.", "resid_hoyer."))]
-    baseline = [c for c in BASELINE_FEATURES if c in plain]
+    """Named groups of feature columns: attention, each layer's attention, sparsity, baseline, all.
+
+    Features recomputed on pruned chains (``@ratio``) are left out: they are missing for deleted tokens.
+    """
+    names = [n for n in feature_names(columns) if n.keep is None]
+    attention = [str(n) for n in names if n.kind == "attention"]
+    sparsity = [str(n) for n in names if n.kind == "sparsity"]
+    baseline = [str(n) for n in names if n.kind == "plain"]
     sets = {"attention": attention, "sparsity": sparsity, "baseline": baseline,
             "all": attention + sparsity + baseline}
-    layers = sorted({int(m.group(1)) for c in attention if (m := re.search(r"\.L(\d+)", c))})
-    for layer in layers:
-        sets[f"attention L{layer}"] = [c for c in attention if re.search(rf"\.L{layer}(\.|$)", c)]
+    for layer in sorted({n.layer for n in names if n.kind == "attention" and n.layer is not None}):
+        sets[f"attention L{layer}"] = [str(n) for n in names if n.kind == "attention" and n.layer == layer]
     return {name: cols for name, cols in sets.items() if cols}
-
-
-def _family(column: str) -> str:
-    return column.split(".")[0] if "." in column else "baseline"
-
-
-def _layer(column: str) -> int | None:
-    m = re.search(r"\.L(\d+)", column)
-    return int(m.group(1)) if m else None
 
 
 def _models(kind: str):
@@ -157,9 +138,11 @@ def permutation_importance(tokens: pd.DataFrame, repeats: int = 3, seed: int = 0
     frame = tokens.dropna(subset=["rank_norm"]).reset_index(drop=True)
     cols = feature_sets(frame.columns)["all"]
     x, y, groups = frame[cols].to_numpy(float), frame["rank_norm"].to_numpy(float), frame["example_id"].to_numpy()
-    blocks = {f"family {f}": [i for i, c in enumerate(cols) if _family(c) == f] for f in sorted({_family(c) for c in cols})}
-    blocks.update({f"layer {l}": [i for i, c in enumerate(cols) if _layer(c) == l]
-                   for l in sorted({_layer(c) for c in cols if _layer(c) is not None})})
+    names = [FeatureName.parse(c) for c in cols]
+    families = ["baseline" if n.kind == "plain" else n.family for n in names]
+    blocks = {f"family {f}": [i for i, g in enumerate(families) if g == f] for f in sorted(set(families))}
+    blocks.update({f"layer {l}": [i for i, n in enumerate(names) if n.layer == l]
+                   for l in sorted({n.layer for n in names if n.layer is not None})})
     rng = np.random.default_rng(seed)
     drops = {name: [] for name in blocks}
     for train, test in _folds(groups):
@@ -206,21 +189,13 @@ def drop_regression(tokens: pd.DataFrame, models: Sequence[str] = ("ridge", "boo
     return pd.DataFrame(rows)
 
 
-def present_at(tokens: pd.DataFrame, ratio: float) -> pd.Series:
-    """Whether each token is still in the chain once ``ratio`` of its example's tokens are kept."""
-    n = tokens.groupby("example_id")["position"].transform("size")
-    limit = np.array([n_to_delete(int(k), ratio) for k in n])
-    step = tokens["deleted_step"].astype("float").to_numpy()
-    return pd.Series(np.isnan(step) | (step > limit), index=tokens.index)
-
-
 def category_survival(tokens: pd.DataFrame, ratios: Sequence[float] = KEEP_RATIOS, seed: int = 0) -> pd.DataFrame:
     """Share of each category still present at each keep ratio, against uniform deletion."""
     rng = np.random.default_rng(seed)
     examples = tokens["example_id"].unique()
     index = {e: i for i, e in enumerate(examples)}
     rows = []
-    for ratio in ratios:
+    for ratio in [r for r in ratios if reaches(tokens, r)]:
         frame = tokens.assign(present=present_at(tokens, ratio))
         n = frame.groupby("example_id")["position"].transform("size")
         frame["expected"] = 1 - np.array([n_to_delete(int(k), ratio) for k in n]) / n
@@ -254,7 +229,9 @@ def order_agreement(tokens: pd.DataFrame, other: pd.DataFrame, ratios: Sequence[
         bad = both.loc[both.token_id != both.token_id_other, "example_id"].iloc[0]
         raise ValueError(f"the runs tokenise {bad} differently: compare runs of the same model and data")
     other_steps = both.assign(deleted_step=both.deleted_step_other)
-    agree = {f"agree@{ratio:g}": present_at(both, ratio) == present_at(other_steps, ratio) for ratio in ratios}
+    agree = {f"agree@{ratio:g}": (present_at(both, ratio) == present_at(other_steps, ratio)
+                                  if reaches(both, ratio) and reaches(other_steps, ratio) else pd.Series(np.nan, both.index))
+             for ratio in ratios}
     rows = []
     for example_id, idx in both.groupby("example_id", sort=False).indices.items():
         chain = both.iloc[idx].sort_values("position")
@@ -324,6 +301,8 @@ def survival_classifier(tokens: pd.DataFrame, ratio: float = HEADLINE_KEEP,
     from sklearn.metrics import roc_auc_score
 
     frame = tokens.reset_index(drop=True)
+    if not reaches(frame, ratio):
+        return pd.DataFrame([{"note": f"the run stopped before keep ratio {ratio:g}"}])
     y = present_at(frame, ratio).to_numpy(int)
     groups = frame["example_id"].to_numpy()
     rows = []
@@ -366,9 +345,9 @@ def analyze(run: str | Path, out: str | Path | None = None, show_progress: bool 
     ``linear_only`` skips gradient boosting (ridge and logistic regression only): a quicker look.
     """
     tokens = load_tokens(run)
-    start = read_table(run, "examples").set_index("example_id").objective_trajectory.map(lambda t: float(t[0]))
-    out = Path(out) if out else Path(run) / "analysis"
-    has_features = "attn_answer.mean" in tokens
+    start = read_table(run, EXAMPLES).set_index("example_id").objective_trajectory.map(lambda t: float(t[0]))
+    out = Path(out) if out else Path(run) / ANALYSIS
+    has_features = HEADLINE_FEATURE in tokens
     has_categories = "category" in tokens
     jobs = []
     if has_features:

@@ -166,7 +166,7 @@ def question_entities(question: str) -> set[str]:
 class RuleAnnotator:
     """The default annotator: CATEGORIES.md as lexicons and context rules, nothing downloaded."""
 
-    name = "rules"
+    name = "rules-v2"  # bumped whenever the rules change, so a run records which rules labelled it
 
     def label_units(self, question: str, reasoning: str) -> list[tuple[Unit, str]]:
         """Every unit of ``reasoning`` with its category."""
@@ -317,7 +317,7 @@ def load_gold(path: str | Path) -> list[dict]:
 
 
 def categories_table(examples: pd.DataFrame, tokens: pd.DataFrame, annotator: Annotator | None = None) -> pd.DataFrame:
-    """``example_id, position, token_text, char_start, char_end, category`` for every token."""
+    """``example_id, position, token_text, char_start, char_end, category, annotator`` for every token."""
     annotator = annotator or RuleAnnotator()
     frames = []
     for example_id, rows in tokens.groupby("example_id", sort=False):
@@ -328,16 +328,17 @@ def categories_table(examples: pd.DataFrame, tokens: pd.DataFrame, annotator: An
         if bad:
             raise ValueError(f"annotator {annotator.name!r} gave unknown labels {bad} for {example_id}")
         frames.append(rows[["example_id", "position", "token_text", "char_start", "char_end"]]
-                      .assign(category=labels))
+                      .assign(category=labels, annotator=annotator.name))
     return pd.concat(frames, ignore_index=True)
 
 
 def annotate_run(run: str | Path, annotator: Annotator | None = None) -> Path:
     """Write ``RUN/categories.parquet`` for a pruned run."""
-    from .store import read_table, write_table
+    from .schema import CATEGORIES, EXAMPLES, TOKENS, read_table
+    from .store import write_table
 
-    table = categories_table(read_table(run, "examples"), read_table(run, "tokens"), annotator)
-    return write_table(table, Path(run) / "categories.parquet")
+    table = categories_table(read_table(run, EXAMPLES), read_table(run, TOKENS), annotator)
+    return write_table(table, Path(run) / f"{CATEGORIES}.parquet")
 
 
 def annotate_examples(model, examples, out: str | Path, annotator: Annotator | None = None) -> Path:
@@ -358,11 +359,11 @@ def annotate_examples(model, examples, out: str | Path, annotator: Annotator | N
 
 def export_demo(run: str | Path, path: str | Path, justification: str = "") -> Path:
     """Write the published demo format: one JSON object per example with ``reason_tokens_json``."""
-    from .store import read_table, write_text
+    from .schema import CATEGORIES, EXAMPLES, KEYS, TOKENS, read_table
+    from .store import write_text
 
-    examples = read_table(run, "examples")
-    merged = read_table(run, "tokens").merge(read_table(run, "categories")[["example_id", "position", "category"]],
-                                             on=["example_id", "position"])
+    examples = read_table(run, EXAMPLES)
+    merged = read_table(run, TOKENS).merge(read_table(run, CATEGORIES)[[*KEYS, "category"]], on=list(KEYS))
     lines = []
     for _, ex in examples.iterrows():
         rows = merged[merged.example_id == ex.example_id]

@@ -161,12 +161,13 @@ def cmd_analyze(args) -> None:
 
 def cmd_agree(args) -> None:
     from .analysis import normalised_objective, order_agreement
-    from .store import read_table, write_text
+    from .schema import EXAMPLES, TOKENS, read_table
+    from .store import write_text
 
-    table = order_agreement(read_table(args.run, "tokens"), read_table(args.other, "tokens"))
+    table = order_agreement(read_table(args.run, TOKENS), read_table(args.other, TOKENS))
     if args.random:
-        normalised = normalised_objective(read_table(args.other, "examples"), read_table(args.run, "examples"),
-                                          read_table(args.random, "examples"))
+        normalised = normalised_objective(read_table(args.other, EXAMPLES), read_table(args.run, EXAMPLES),
+                                          read_table(args.random, EXAMPLES))
         table = table.merge(normalised, on="example_id", how="left")
     if args.out:
         print(f"agreement -> {write_text(table.to_csv(index=False), Path(args.out))}")

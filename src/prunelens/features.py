@@ -32,7 +32,8 @@ import torch
 
 from .layout import Layout
 from .ops import n_to_delete, progress_bar, token_logprobs
-from .store import StageStore, read_table
+from .schema import EXAMPLES, FEATURES, TOKENS, FeatureName, read_table
+from .store import StageStore
 
 MLP_THRESHOLD = 0.1
 FAMILIES = ("attn", "mlp", "resid")
@@ -156,12 +157,12 @@ def example_features(model, row: pd.Series, texts: Sequence[str], layers: Sequen
 def features_run(model, run: str | Path, layers: Sequence[int] | None = None,
                  at_keep: Sequence[float] = (), show_progress: bool = True) -> Path:
     """Write ``RUN/features.parquet`` for every pruned example of ``run`` (resumable)."""
-    examples = read_table(run, "examples")
-    tokens = read_table(run, "tokens")
+    examples = read_table(run, EXAMPLES)
+    tokens = read_table(run, TOKENS)
     models = set(examples.model)
     if models != {model.name}:
         raise ValueError(f"{run} was pruned with {sorted(models)}, not {model.name!r}: pass --model to match")
-    store = StageStore(run, "features", ("features",))
+    store = StageStore(run, "features", (FEATURES,))
     store.check_config({"model": model.name, "layers": list(layers) if layers is not None else None,
                         "at_keep": list(at_keep)})
     finished = store.done()
@@ -169,5 +170,5 @@ def features_run(model, run: str | Path, layers: Sequence[int] | None = None,
     todo = examples[~examples.example_id.isin(finished)]
     for _, row in progress_bar(todo.iterrows(), total=len(todo), desc="features", unit="ex", disable=not show_progress):
         frame = example_features(model, row, texts[row.example_id], layers, at_keep)
-        store.write(row.example_id, {"features": frame})
-    return store.merge().get("features", Path(run) / "features.parquet")
+        store.write(row.example_id, {FEATURES: frame})
+    return store.merge().get(FEATURES, Path(run) / f"{FEATURES}.parquet")

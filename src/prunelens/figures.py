@@ -18,9 +18,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .analysis import HEADLINE_KEEP, _spearman, load_tokens  # noqa: E402
+from .analysis import HEADLINE_KEEP, _spearman  # noqa: E402
 from .categories import COLOURS, DISPLAY, LABELS, colour  # noqa: E402
-from .store import RunError, read_table  # noqa: E402
+from .errors import RunError  # noqa: E402
+from .schema import ANALYSIS, EXAMPLES, HEADLINE_FEATURE, feature_names, load_tokens, read_table  # noqa: E402
 
 
 def _save(fig, out: Path, name: str) -> list[Path]:
@@ -33,7 +34,7 @@ def _save(fig, out: Path, name: str) -> list[Path]:
 
 
 def _analysis(run: Path, name: str, suffix: str = "csv") -> pd.DataFrame:
-    path = run / "analysis" / f"{name}.{suffix}"
+    path = run / ANALYSIS / f"{name}.{suffix}"
     if not path.exists():
         raise RunError(f"{path} does not exist: run `prunelens analyze {run}` first")
     return pd.read_csv(path) if suffix == "csv" else pd.read_parquet(path)
@@ -75,14 +76,13 @@ def rank_figure(tokens: pd.DataFrame, title: str):
 def heatmap_figure(tokens: pd.DataFrame, title: str):
     """Spearman correlation of each head's attention from the answer with the deletion rank."""
     frame = tokens.dropna(subset=["rank_norm"])
-    cols = [c for c in frame.columns if c.startswith("attn_answer.L") and ".H" in c and "@" not in c]
-    layers = sorted({int(c.split(".L")[1].split(".")[0]) for c in cols})
-    heads = sorted({int(c.split(".H")[1]) for c in cols})
+    names = [n for n in feature_names(frame.columns)
+             if n.family == "attn_answer" and n.head is not None and n.keep is None]
+    layers, heads = sorted({n.layer for n in names}), sorted({n.head for n in names})
     grid = np.full((len(layers), len(heads)), np.nan)
     y = frame.rank_norm.to_numpy(float)
-    for i, layer in enumerate(layers):
-        for j, head in enumerate(heads):
-            grid[i, j] = _spearman(frame[f"attn_answer.L{layer}.H{head}"].to_numpy(float), y)
+    for name in names:
+        grid[layers.index(name.layer), heads.index(name.head)] = _spearman(frame[str(name)].to_numpy(float), y)
     fig, ax = plt.subplots(figsize=(1 + 0.45 * len(heads), 1 + 0.22 * len(layers)))
     limit = np.nanmax(np.abs(grid)) if np.isfinite(grid).any() else 1
     image = ax.imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
@@ -194,15 +194,15 @@ def make_figures(run: str | Path, out: str | Path, compare: Sequence[str | Path]
     """Write every figure of ``run`` (and the trajectories of ``compare``) into ``out``."""
     run, out = Path(run), Path(out)
     tokens = load_tokens(run)
-    examples = read_table(run, "examples")
+    examples = read_table(run, EXAMPLES)
     title = f"{examples.model.iloc[0]}, {examples.method.iloc[0]}, {len(examples)} chains"
     paths: list[Path] = []
     trajectories = [(f"{examples.method.iloc[0]} ({run.name})", examples)]
     survivals = []
     for other in map(Path, compare):
-        ex = read_table(other, "examples")
+        ex = read_table(other, EXAMPLES)
         trajectories.append((f"{ex.method.iloc[0]} ({other.name})", ex))
-        if (other / "analysis" / "category_survival.csv").exists():
+        if (other / ANALYSIS / "category_survival.csv").exists():
             survivals.append((_chains(ex), _analysis(other, "category_survival")))
     paths += _save(trajectory_figure(trajectories), out, "trajectory")
     paths += _save(position_figure(tokens, title), out, "position_vs_step")
@@ -214,7 +214,7 @@ def make_figures(run: str | Path, out: str | Path, compare: Sequence[str | Path]
                            "category_survival_by_method")
         paths += _save(rank_figure(tokens, title), out, "rank_by_category")
         paths += _save(example_figure(tokens, examples.example_id.iloc[0]), out, "example_chain")
-    if "attn_answer.mean" in tokens:
+    if HEADLINE_FEATURE in tokens:
         paths += _save(heatmap_figure(tokens, title), out, "attention_heatmap")
         paths += _save(predicted_figure(_analysis(run, "rank_predictions", "parquet"), title), out, "predicted_vs_actual")
     return paths

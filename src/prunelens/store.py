@@ -53,16 +53,6 @@ def write_text(text: str, path: Path) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-def read_table(run: str | Path, table: str) -> pd.DataFrame:
-    """``RUN/TABLE.parquet``, or a clear error naming the stage that makes it."""
-    path = Path(run) / f"{table}.parquet"
-    if not path.exists():
-        maker = {"examples": "prune", "tokens": "prune", "features": "features",
-                 "categories": "annotate"}.get(table, table)
-        raise RunError(f"{path} does not exist: run `prunelens {maker}` first")
-    return pd.read_parquet(path)
-
-
 def natural_key(text: str) -> list[Any]:
     """Sort key that puts ``gsm8k-2`` before ``gsm8k-10``."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(text))]

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .analysis import load_tokens
 from .categories import DISPLAY, LABELS, colour
-from .store import read_table, write_text
+from .schema import EXAMPLES, HEADLINE_FEATURE, load_tokens, read_table
+from .store import write_text
 
-HOVER_FEATURES = ("attn_answer.mean", "attn_later.mean", "surprisal", "drop_first")
+HOVER_FEATURES = (HEADLINE_FEATURE, "attn_later.mean", "surprisal", "drop_first")
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>prunelens: __TITLE__</title>
@@ -84,7 +84,7 @@ def _number(value) -> float | None:
 def viewer_data(run: str | Path) -> dict:
     """The JSON the page embeds: per example its question, tokens, order and trajectory."""
     tokens = load_tokens(run)
-    examples = read_table(run, "examples")
+    examples = read_table(run, EXAMPLES)
     out = []
     for ex in examples.itertuples():
         rows = tokens[tokens.example_id == ex.example_id].sort_values("position")

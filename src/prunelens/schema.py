@@ -1,0 +1,155 @@
+"""The run's schema, in one place: its tables, its feature columns, and reading a run back.
+
+A run directory holds tidy Parquet tables joined on ``KEYS = (example_id, position)``:
+
+- ``examples`` (from ``prune``): one row per chain: texts, token ids, the deletion ``order`` and
+  the ``objective_trajectory``, the method's settings;
+- ``tokens`` (from ``prune``): one row per reasoning token: ``token_id``, ``token_text``,
+  ``char_start``/``char_end`` in the reasoning, ``deleted_step`` (1..N, null if kept), ``rank_norm``,
+  ``drop_first`` (greedy methods only);
+- ``features`` (from ``features``): one column per feature, named by ``FeatureName``;
+- ``categories`` (from ``annotate``): ``category`` and the ``annotator`` that made it.
+
+``chains_at(run, keep_ratio)`` is the one way to read the chain any run leaves at a keep ratio.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import RunError
+from .ops import n_to_delete
+
+EXAMPLES, TOKENS, FEATURES, CATEGORIES = "examples", "tokens", "features", "categories"
+KEYS = ("example_id", "position")
+MAKERS = {EXAMPLES: "prune", TOKENS: "prune", FEATURES: "features", CATEGORIES: "annotate"}
+ANALYSIS = "analysis"  # RUN/analysis/ holds the analysis tables
+
+ATTENTION_FAMILIES = ("attn_answer", "attn_later", "attn_next", "attn_to_prompt")
+SPARSITY_FAMILIES = ("mlp_sparsity", "resid_hoyer")
+PLAIN_FEATURES = ("surprisal", "position_norm", "is_digit", "is_punct", "token_chars")  # one column each
+_NAME = re.compile(r"^(?P<family>[a-z_]+)(?:\.(?:L(?P<layer>\d+)(?:\.H(?P<head>\d+))?|(?P<mean>mean)))?"
+                   r"(?:@(?P<keep>[0-9.]+))?$")
+
+
+@dataclass(frozen=True)
+class FeatureName:
+    """A feature column: ``family[.L{layer}[.H{head}] | .mean][@keep]``.
+
+    No layer and ``mean=False`` is a plain per-token feature (``surprisal``); ``mean`` is the mean
+    over layers and heads; ``keep`` marks features recomputed on the chain pruned to that ratio.
+    """
+
+    family: str
+    layer: int | None = None
+    head: int | None = None
+    mean: bool = False
+    keep: float | None = None
+
+    def __str__(self) -> str:
+        name = self.family
+        if self.mean:
+            name += ".mean"
+        elif self.layer is not None:
+            name += f".L{self.layer}" + (f".H{self.head}" if self.head is not None else "")
+        return name + (f"@{self.keep:g}" if self.keep is not None else "")
+
+    @property
+    def kind(self) -> str | None:
+        """``attention``, ``sparsity``, ``plain`` or None (not a feature column)."""
+        if self.family in ATTENTION_FAMILIES:
+            return "attention"
+        if self.family in SPARSITY_FAMILIES:
+            return "sparsity"
+        return "plain" if self.family in PLAIN_FEATURES else None
+
+    @classmethod
+    def parse(cls, column: str) -> FeatureName | None:
+        """The name of a feature column, or None for any other column."""
+        m = _NAME.match(column)
+        if m is None:
+            return None
+        name = cls(m["family"], None if m["layer"] is None else int(m["layer"]),
+                   None if m["head"] is None else int(m["head"]), m["mean"] is not None,
+                   None if m["keep"] is None else float(m["keep"]))
+        return name if name.kind is not None else None
+
+
+def feature_names(columns) -> list[FeatureName]:
+    """The feature columns among ``columns``, parsed, in their order."""
+    return [name for name in map(FeatureName.parse, columns) if name is not None]
+
+
+HEADLINE_FEATURE = str(FeatureName("attn_answer", mean=True))  # attention from the answer, all layers and heads
+
+
+def read_table(run: str | Path, table: str) -> pd.DataFrame:
+    """``RUN/TABLE.parquet``, or a clear error naming the stage that makes it."""
+    path = Path(run) / f"{table}.parquet"
+    if not path.exists():
+        raise RunError(f"{path} does not exist: run `prunelens {MAKERS.get(table, table)}` first")
+    return pd.read_parquet(path)
+
+
+def load_tokens(run: str | Path) -> pd.DataFrame:
+    """The run's token table joined with its features and categories where they exist."""
+    run = Path(run)
+    table = read_table(run, TOKENS)
+    for name in (FEATURES, CATEGORIES):
+        if (run / f"{name}.parquet").exists():
+            extra = pd.read_parquet(run / f"{name}.parquet")
+            extra = extra.drop(columns=[c for c in extra.columns if c in table.columns and c not in KEYS])
+            table = table.merge(extra, on=list(KEYS), how="left", validate="one_to_one")
+    return table
+
+
+def _limits(tokens: pd.DataFrame, ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per token row: deletions its chain needs to reach ``ratio``, and deletions the run made."""
+    n = tokens.groupby("example_id")["position"].transform("size").to_numpy()
+    made = tokens["deleted_step"].notna().groupby(tokens["example_id"]).transform("sum").to_numpy()
+    return np.array([n_to_delete(int(k), ratio) for k in n], dtype=int), made
+
+
+def reaches(tokens: pd.DataFrame, ratio: float) -> bool:
+    """Did the run prune every chain of ``tokens`` down to ``ratio``?"""
+    need, made = _limits(tokens, ratio)
+    return bool((need <= made).all())
+
+
+def present_at(tokens: pd.DataFrame, ratio: float) -> pd.Series:
+    """Whether each token is still in its chain once ``ratio`` of the chain's tokens are kept.
+
+    Raises RunError where the run stopped before that ratio (the chain there is unknown).
+    """
+    need, made = _limits(tokens, ratio)
+    if (need > made).any():
+        example = tokens["example_id"].to_numpy()[need > made][0]
+        raise RunError(f"{example}: the run stopped before keep ratio {ratio:g} "
+                       "(pruned with a higher --keep-ratio)")
+    step = tokens["deleted_step"].astype("float").to_numpy()
+    return pd.Series(np.isnan(step) | (step > need), index=tokens.index)
+
+
+def chains_at(run: str | Path, keep_ratio: float) -> pd.DataFrame:
+    """The chain each example of ``run`` keeps at ``keep_ratio``.
+
+    Columns: ``example_id, question, reasoning`` (the kept tokens' text, in order), ``answer``,
+    ``n_tokens`` (reasoning tokens before pruning), ``n_kept``. Ratio 1 gives the whole chain.
+    """
+    if not 0.0 <= keep_ratio <= 1.0:
+        raise ValueError(f"keep ratio {keep_ratio} is not in [0, 1]")
+    examples = read_table(run, EXAMPLES)
+    tokens = read_table(run, TOKENS).sort_values(list(KEYS), kind="stable")
+    kept = tokens[present_at(tokens, keep_ratio).to_numpy()]
+    text = kept.groupby("example_id", sort=False)["token_text"].agg("".join)
+    counts = kept.groupby("example_id", sort=False).size()
+    out = examples[["example_id", "question", "answer"]].copy()
+    out.insert(2, "reasoning", out.example_id.map(text).fillna("").str.strip())
+    out["n_tokens"] = examples["n_reasoning"].to_numpy()
+    out["n_kept"] = out.example_id.map(counts).fillna(0).astype(int)
+    return out.reset_index(drop=True)
