@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import string
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ import torch
 
 from .layout import Layout
 from .ops import n_to_delete, progress_bar, token_logprobs
-from .schema import EXAMPLES, FEATURES, TOKENS, FeatureName, read_table
+from .schema import EXAMPLES, FEATURES, HEADLINE_FEATURE, TOKENS, FeatureName, read_table
 from .store import StageStore
 
 MLP_THRESHOLD = 0.1
@@ -79,19 +80,19 @@ def sequence_features(model, ids: Sequence[int], p: int, n: int, layers: Sequenc
             for name, value in _attention_reductions(pattern[0].float(), p, n).items():
                 if value.dim() == 2:
                     for h in range(value.shape[0]):
-                        out[f"{name}.L{layer}.H{h}"] = value[h]
+                        out[str(FeatureName(name, layer, h))] = value[h]
                     value = value.mean(0)
-                out[f"{name}.L{layer}"] = value
+                out[str(FeatureName(name, layer))] = value
         return hook
 
     def mlp_hook(layer):
         def hook(x, hook):
-            out[f"mlp_sparsity.L{layer}"] = small_share(x[0, p: p + n].float())
+            out[str(FeatureName("mlp_sparsity", layer))] = small_share(x[0, p: p + n].float())
         return hook
 
     def resid_hook(layer):
         def hook(x, hook):
-            out[f"resid_hoyer.L{layer}"] = hoyer(x[0, p: p + n].float())
+            out[str(FeatureName("resid_hoyer", layer))] = hoyer(x[0, p: p + n].float())
         return hook
 
     hooks = []
@@ -107,14 +108,14 @@ def sequence_features(model, ids: Sequence[int], p: int, n: int, layers: Sequenc
     out["surprisal"] = -token_logprobs(logits[0, p - 1: p + n - 1], x[0, p: p + n])
     if "attn" in families:
         for name in ("attn_answer", "attn_later"):
-            out[f"{name}.mean"] = torch.stack([out[f"{name}.L{l}"] for l in layers]).mean(0)
+            out[str(FeatureName(name, mean=True))] = torch.stack([out[str(FeatureName(name, l))] for l in layers]).mean(0)
     return {name: value.detach().cpu().numpy() for name, value in out.items()}
 
 
 def answer_attention(model, layout: Layout) -> list[float]:
     """Attention each reasoning token receives from the post tokens, mean over layers and heads."""
     p, n = len(layout.prompt_ids), len(layout.reasoning_ids)
-    return sequence_features(model, layout.ids, p, n, families=("attn",))["attn_answer.mean"].tolist()
+    return sequence_features(model, layout.ids, p, n, families=("attn",))[HEADLINE_FEATURE].tolist()
 
 
 def _lexical(texts: Sequence[str]) -> dict[str, np.ndarray]:
@@ -150,7 +151,7 @@ def example_features(model, row: pd.Series, texts: Sequence[str], layers: Sequen
         for name, values in pruned.items():
             full = np.full(n, np.nan)
             full[kept] = values
-            columns[f"{name}@{ratio:g}"] = full
+            columns[str(replace(FeatureName.parse(name), keep=ratio))] = full
     return pd.concat([frame, pd.DataFrame(columns)], axis=1)
 
 
