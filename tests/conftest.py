@@ -53,3 +53,23 @@ def short_chains(gsm8k_path):
 
     examples = load_examples(f"gsm8k:{gsm8k_path}", limit=200)
     return sorted(examples, key=lambda e: len(e.reasoning))
+
+
+@pytest.fixture(scope="session")
+def tiny_greedy_run(tiny_model, short_chains, tmp_path_factory):
+    """Exact greedy on 6 short chains with the tiny model, with features: what a pruner is fitted on."""
+    from prunelens.features import features_run
+    from prunelens.pruning import prune_examples
+
+    run = tmp_path_factory.mktemp("learned") / "greedy"
+    prune_examples(tiny_model, short_chains[:6], run, method="greedy", show_progress=False)
+    features_run(tiny_model, run, show_progress=False)
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_pruner(tiny_greedy_run, tmp_path_factory):
+    """A pruner fitted on ``tiny_greedy_run``, saved."""
+    from prunelens.pruning.learned import fit_pruner
+
+    return fit_pruner([tiny_greedy_run]).save(tmp_path_factory.mktemp("pruner") / "tiny")

@@ -155,16 +155,17 @@ def test_trajectory_grid_by_hand():
 
 @pytest.mark.parametrize("method", sorted(METHODS))
 @pytest.mark.parametrize("trajectory", ["grid", "full"])
-def test_every_trajectory_is_the_objective_of_its_states(tiny_model, short_chains, method, trajectory):
+def test_every_trajectory_is_the_objective_of_its_states(tiny_model, short_chains, tiny_pruner, method, trajectory):
     """Each method's recorded trajectory equals full forward passes over the states its order visits;
-    a baseline's grid trajectory is scored exactly at the grid's states and NaN elsewhere."""
+    an ordering method's grid trajectory is scored exactly at the grid's states and NaN elsewhere."""
     layout = render(short_chains[4], tiny_model.tokenizer)
-    result = prune(tiny_model, layout, method=method, keep_ratio=0.3, example_id="x", trajectory=trajectory)
+    extra = {"pruner": str(tiny_pruner)} if method == "learned" else {}
+    result = prune(tiny_model, layout, method=method, keep_ratio=0.3, example_id="x", trajectory=trajectory, **extra)
     n = len(layout.reasoning_ids)
     assert len(result.order) == n_to_delete(n, 0.3) == len(set(result.order))
     assert len(result.trajectory) == len(result.order) + 1
     scored = np.isfinite(result.trajectory)
-    if trajectory == "grid" and method in ("random", "truncate", "surprisal", "attention"):
+    if trajectory == "grid" and method not in ("greedy", "greedy-fast"):  # searches record every state
         assert list(np.flatnonzero(scored)) == trajectory_grid(n, len(result.order))
     else:
         assert scored.all()

@@ -44,7 +44,7 @@ def feature_sets(columns: Sequence[str]) -> dict[str, list[str]]:
     return {name: cols for name, cols in sets.items() if cols}
 
 
-def _models(kind: str):
+def estimators(kind: str):
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
@@ -106,7 +106,7 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(stats.pearsonr(a, b)[0])
 
 
-def _per_example_spearman(frame: pd.DataFrame, predicted: np.ndarray, target: str) -> np.ndarray:
+def per_example_spearman(frame: pd.DataFrame, predicted: np.ndarray, target: str) -> np.ndarray:
     values = frame[target].to_numpy(float)
     return np.array([_spearman(values[idx], predicted[idx]) for idx in frame.groupby("example_id").indices.values()])
 
@@ -120,8 +120,8 @@ def rank_regression(tokens: pd.DataFrame, models: Sequence[str] = ("ridge", "boo
     for name, cols in feature_sets(frame.columns).items():
         x = frame[cols].to_numpy(float)
         for model_name in (layer_models if name.startswith("attention L") else models):
-            pred = cross_predict(_models("regression")[model_name], x, y, groups)
-            per_example = _per_example_spearman(frame, pred, "rank_norm")
+            pred = cross_predict(estimators("regression")[model_name], x, y, groups)
+            per_example = per_example_spearman(frame, pred, "rank_norm")
             low, high = bootstrap_ci(per_example)
             rows.append({"feature_set": name, "model": model_name, "n_features": len(cols),
                          "spearman": _spearman(y, pred), "pearson": _pearson(y, pred),
@@ -146,7 +146,7 @@ def permutation_importance(tokens: pd.DataFrame, repeats: int = 3, seed: int = 0
     rng = np.random.default_rng(seed)
     drops = {name: [] for name in blocks}
     for train, test in _folds(groups):
-        model = _models("regression")["ridge"]().fit(x[train], y[train])
+        model = estimators("regression")["ridge"]().fit(x[train], y[train])
         base = _spearman(y[test], model.predict(x[test]))
         for name, idx in blocks.items():
             for _ in range(repeats):
@@ -181,7 +181,7 @@ def drop_regression(tokens: pd.DataFrame, models: Sequence[str] = ("ridge", "boo
             if not cols:
                 continue
             for model_name in models:
-                pred = cross_predict(_models("regression")[model_name], frame[cols].to_numpy(float), y, groups)
+                pred = cross_predict(estimators("regression")[model_name], frame[cols].to_numpy(float), y, groups)
                 rows.append({"target": target, "feature_set": name, "model": model_name, "pearson": _pearson(y, pred),
                              "spearman": _spearman(y, pred),
                              "r2": 1 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2),
@@ -310,7 +310,7 @@ def survival_classifier(tokens: pd.DataFrame, ratio: float = HEADLINE_KEEP,
         if name.startswith("attention L"):
             continue
         for model_name in models:
-            pred = cross_predict(_models("classification")[model_name], frame[cols].to_numpy(float), y, groups, proba=True)
+            pred = cross_predict(estimators("classification")[model_name], frame[cols].to_numpy(float), y, groups, proba=True)
             rows.append({"feature_set": name, "model": model_name, "keep_ratio": ratio,
                          "kept_share": y.mean(), "auc": roc_auc_score(y, pred)})
     return pd.DataFrame(rows)
@@ -327,7 +327,7 @@ def category_classifier(tokens: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     labels = [c for c in LABELS if c in set(y)]
     pred = np.empty(len(y), dtype=object)
     for train, test in _folds(groups):
-        model = _models("classification")["logistic"]().fit(frame.loc[train, cols].to_numpy(float), y[train])
+        model = estimators("classification")["logistic"]().fit(frame.loc[train, cols].to_numpy(float), y[train])
         pred[test] = model.predict(frame.loc[test, cols].to_numpy(float))
     majority = pd.Series(y).value_counts().idxmax()
     scores = pd.DataFrame([{"features": "attention+sparsity", "model": "logistic",

@@ -49,18 +49,23 @@ OPERATION_WORDS = _words("""times plus minus multiply multiplied multiplying mul
     percent percentage percentages average averages rate rates ratio ratios increase increased increases
     increasing decrease decreased decreases decreasing add added adding addition adds subtract subtracted
     subtracting subtraction subtracts altogether combined combine equal equals equaled squared square
-    cubed fraction fractions proportion twice extra""")
+    cubed fraction fractions proportion twice extra leftover greater greatest chance chances probability
+    probabilities discount discounts perimeter hourly daily weekly monthly yearly annually""")
+COUNT_NOUNS = _words("number numbers amount amounts")  # a quantity before "of"; else a die's face: "odd number"
 PRONOUNS = _words("""she he they it her his their them its him hers theirs himself herself themselves
     itself this that these those which who whom whose everyone everybody everything""")
 META_WORDS = _words("""step steps so therefore thus hence let let's lets we i us our me my
     find finding calculate calculating calculation calculations compute computing solve solving
-    solution answer answers question know means maybe probably think wait check checking now also
+    solution answer answers question know means maybe probably think wait check checking verify also
     next then finally first firstly second secondly lastly determine figure problem result results
-    given recall note""")
-SENTENCE_ONLY_META = _words("first second next also")  # markers only at the start of a clause
+    given recall note similarly likewise additionally furthermore moreover however""")
+SENTENCE_ONLY_META = _words("first second next also then given")  # markers only at the start of a clause
 NEED = _words("need needs needed")  # the reasoner's need (META) or a person's in the problem (FUNCTION)
 REASONER = _words("we i you let's us")
 SELECTORS = _words("last next previous following first")  # "last week": picks out the entity
+MODALS = _words("can could will would shall should may might must")  # the word after one is a verb
+COPULAS = _words("is are was were be been being")
+IDIOM_NOUNS = _words("end beginning middle row")  # "at the end of", "in a row": no entity
 STOP = _words("""a an the of for and or but nor to in on at by with from into onto over under about
     as than is are was were be been being am has have had do does did doing can could will would shall
     should may might must not no yes if when while because after before during until since up down out
@@ -68,9 +73,10 @@ STOP = _words("""a an the of for and or but nor to in on at by with from into on
     just only again still even also both either neither each every per its it's into through between
     among against without within along across around behind beyond upon toward towards whether back
     away together yet already ever never always often once really well now below above right""")
-ADJECTIVES = _words("""able different new old big small large good bad full whole last final initial
-    same own certain several enough available original current regular normal usual special entire
-    long short high low early late free empty possible total""")
+DESCRIPTIVE = _words("""new old big small large little long short tall high low young fresh used early late
+    original regular special""")  # before a noun of the problem, they pick it out: "5 new boys"
+ADJECTIVES = DESCRIPTIVE | _words("""able different good bad full whole last final initial same own certain
+    several enough available current normal usual entire free empty possible total""")
 DETERMINERS = _words("""a an the each every per of his her their its my our your some any this that
     these those another which""")
 VERBS = _words("""sell sells sold selling buy buys bought buying make makes made making bake bakes baked
@@ -89,16 +95,23 @@ VERBS = _words("""sell sells sold selling buy buys bought buying make makes made
     finished buying sold lay lays laid produce produces produced contain contains contained serve
     serves served consist consists consisted weigh weighs weighed measure measures measured travel
     travels traveled travelled practice practices practiced get become becomes became buy repair
-    repairs repaired donate donates donated receive can't doesn't don't isn't won't""")
+    repairs repaired donate donates donated receive join joins joined joining represent represents
+    represented representing born can't doesn't don't isn't won't""")
 UNITS = _words("""dollar dollars cent cents hour hours minute minutes second seconds day days week weeks
     month months year years mile miles pound pounds kilogram kilograms kg gram grams meter meters metre
-    metres feet foot inch inches liter liters litre litres gallon gallons ounce ounces cup cups piece
-    pieces item items people person page pages point points mph km cm mm lb lbs oz hr hrs min mins""")
+    metres feet foot inch inches yard yards liter liters litre litres gallon gallons ounce ounces cup cups
+    piece pieces item items people person page pages point points mph km cm mm lb lbs oz hr hrs min mins
+    price prices length lengths width widths height heights weight weights""")
+TIMES = _words("second minute hour day night week weekend month year morning afternoon evening")
+PRICED = _words("cost costs worth")  # verbs ("are worth"), or measures after a determiner ("the total cost")
+NOUN_MARKERS = _words("the a an total its his her their our your whose")
 OPERATOR_CHARS = set("+*×÷=<>^")
 CURRENCY = set("$€£¥")
 DEMONSTRATIVE_AFTER = _words("means mean so such know knew shows show say says said think thought than")
+DEMONSTRATIVES = _words("this that these those")
 
 UNIT = re.compile(r"<<[^<>]*>>|(?:\d+|(?<![\w.])\.(?=\d))(?:[.,/]?\d+)*|[A-Za-z]+(?:['’][A-Za-z]+)*|\s+|.", re.S)
+HEADER = re.compile(r"^[ \t]*(?:[-*•#]+|\d+[.)])?[ \t]*([A-Za-z][\w '’-]*):[*_ \t]*$", re.M)  # "1. Initial amounts:"
 
 
 @dataclass(frozen=True)
@@ -139,9 +152,13 @@ def _base(word: str) -> str:
 
 
 def question_names(question: str) -> set[str]:
-    """Capitalised words of the question that no lexicon knows: people, places, months."""
-    return {_base(u.text) for u in units(question)
-            if u.kind == "word" and u.text[0].isupper() and not _lexical(_base(u.text).lower())}
+    """Capitalised words of the question that no lexicon knows (people, places, months), and those
+    capitalised inside a sentence although a lexicon knows them (``does Will have``)."""
+    solid = [u for u in units(question) if u.kind != "space"]
+    return {_base(u.text) for k, u in enumerate(solid)
+            if u.kind == "word" and u.text[0].isupper()
+            and (not _lexical(_base(u.text).lower()) or k and solid[k - 1].kind == "word" and u.text.isalpha()
+                 and len(u.text) > 1)}
 
 
 def question_entities(question: str) -> set[str]:
@@ -166,7 +183,7 @@ def question_entities(question: str) -> set[str]:
 class RuleAnnotator:
     """The default annotator: CATEGORIES.md as lexicons and context rules, nothing downloaded."""
 
-    name = "rules-v2"  # bumped whenever the rules change, so a run records which rules labelled it
+    name = "rules-v3"  # bumped whenever the rules change, so a run records which rules labelled it
 
     def label_units(self, question: str, reasoning: str) -> list[tuple[Unit, str]]:
         """Every unit of ``reasoning`` with its category."""
@@ -176,9 +193,14 @@ class RuleAnnotator:
         solid = [i for i, u in enumerate(items) if u.kind != "space"]
         where = {i: k for k, i in enumerate(solid)}
 
-        def neighbour(i: int, step: int) -> Unit | None:
+        def at(i: int, step: int) -> int | None:
+            """Index of the unit ``step`` units from ``items[i]``, not counting white space."""
             k = where[i] + step
-            return items[solid[k]] if 0 <= k < len(solid) else None
+            return solid[k] if 0 <= k < len(solid) else None
+
+        def neighbour(i: int, step: int) -> Unit | None:
+            j = at(i, step)
+            return None if j is None else items[j]
 
         def clause_start(i: int) -> bool:
             prev = neighbour(i, -1)
@@ -188,10 +210,17 @@ class RuleAnnotator:
             return "\n" in between or (prev.kind == "number" and reasoning[prev.end: prev.end + 1] == ".")
 
         def is_math(u: Unit | None) -> bool:
-            return u is not None and (u.kind in ("number", "calc") or u.text in OPERATOR_CHARS
+            return u is not None and (u.kind in ("number", "calc") or u.text in OPERATOR_CHARS or u.text == "x"
                                       or u.text in CURRENCY or u.text in {"(", ")", "%"})
 
+        def hyphen(j: int | None) -> bool:
+            """Is ``items[j]`` a hyphen joining two words (``long-sleeved``)?"""
+            before, after = (None, None) if j is None else (at(j, -1), at(j, 1))
+            return (before is not None and after is not None and items[j].text == "-"
+                    and items[before].end == items[j].start and items[j].end == items[after].start)
+
         labels: list[str] = []
+        opened: list[str] = []  # labels of the brackets not closed yet
         for i, u in enumerate(items):
             if u.kind == "space":
                 labels.append(FUNC)
@@ -207,61 +236,99 @@ class RuleAnnotator:
                     labels.append(SYM if prev is not None and prev.kind == "number" else FUNC)
                 elif u.text == "/":  # division, also as "per" in "$195/day"
                     labels.append(SYM)
-                elif u.text in "-−":  # minus between math, or a sign; else a hyphen or dash
+                elif u.text in "-−–":  # minus between math, or a sign; else a hyphen or dash
                     unary = nxt is not None and nxt.kind == "number" and (prev is None or prev.text in "=(")
                     spaced = reasoning[u.start - 1: u.start] == " " and reasoning[u.end: u.end + 1] == " "
                     labels.append(SYM if (is_math(prev) and is_math(nxt)) or unary
                                   or (spaced and (is_math(prev) or is_math(nxt))) else FUNC)
                 elif u.text == "(":
-                    labels.append(SYM if is_math(nxt) else FUNC)
-                elif u.text == ")":
-                    labels.append(SYM if is_math(prev) else FUNC)
+                    opened.append(SYM if is_math(nxt) or (prev is not None and prev.text in OPERATOR_CHARS) else FUNC)
+                    labels.append(opened[-1])
+                elif u.text == ")":  # closes an expression opened as one: "(3 feet / 1 yards)"
+                    match = opened.pop() if opened else FUNC
+                    labels.append(SYM if is_math(prev) or match == SYM else FUNC)
                 else:
                     labels.append(FUNC)
                 continue
             labels.append(self._word_label(u, i, items, neighbour, clause_start, is_math, entities, names))
-        # "the rest" points back to an amount: both words are coreference.
+        def quantity(j: int | None) -> bool:
+            """Does ``items[j]`` end a quantity: ``$100``, ``twice``, ``12 letters``?"""
+            k = None if j is None else at(j, -1)
+            return j is not None and (labels[j] in (SYM, VERB) or labels[j] == ENT and k is not None and labels[k] in (SYM, VERB))
+
         for i, u in enumerate(items):
-            if u.kind == "word" and u.text.lower() == "rest":
-                prev = neighbour(i, -1)
+            prev, nxt = at(i, -1), at(i, 1)
+            w = u.text.lower()
+            if u.kind != "word":
+                continue
+            if w == "rest":  # "the rest" points back to an amount: both words are coreference
                 labels[i] = COREF
-                if prev is not None and prev.text.lower() == "the":
-                    labels[items.index(prev)] = COREF
+                if prev is not None and items[prev].text.lower() == "the":
+                    labels[prev] = COREF
+            # "a" as "per" after a quantity: "$100 a week", "twice a day", "12 letters a week"
+            elif w in ("a", "an") and nxt is not None and quantity(prev):
+                unit = items[nxt].text.lower()
+                if unit in TIMES or (unit in UNITS and _stem(unit) == unit):
+                    labels[i] = VERB
+        # an adjective picks out the noun of the problem it qualifies: "new boys", "27 sold boxes", "long-sleeved jerseys"
+        for i in reversed(solid):
+            u, nxt, prev = items[i], at(i, 1), at(i, -1)
+            noun = at(nxt, 1) if hyphen(nxt) else nxt
+            if u.kind == "word" and labels[i] == FUNC and noun is not None and labels[noun] == ENT \
+                    and items[noun].kind == "word" and (
+                    hyphen(nxt) or hyphen(prev) or u.text.lower() in DESCRIPTIVE
+                    or prev is not None and items[prev].kind == "number" and u.text.lower() not in STOP):
+                labels[i] = ENT
+        # a section header on a line of its own ("Initial amounts:") organises the reasoning
+        for m in HEADER.finditer(reasoning):
+            if len(m.group(1).split()) <= 4 and not COPULAS & set(m.group(1).lower().split()):
+                for i in solid:
+                    if m.start(1) <= items[i].start < m.end(1) and labels[i] in (ENT, FUNC) and items[i].kind == "word":
+                        labels[i] = META
         return list(zip(items, labels))
 
     def _word_label(self, u, i, items, neighbour, clause_start, is_math, entities, names) -> str:
         w = u.text.lower().replace("’", "'")
         prev, nxt = neighbour(i, -1), neighbour(i, 1)
-        if w == "x" and (is_math(prev) or is_math(nxt)):
+        before = prev.text.lower() if prev is not None else ""
+        after = nxt.text.lower() if nxt is not None else ""
+        if w == "x" and (is_math(prev) or is_math(nxt) or before == "let"):  # a variable: "Let x be"
             return SYM
-        if w in NUMBER_WORDS or w in OPERATION_WORDS:
+        if (w in COUNT_NOUNS and after == "of") or (w == "gone" and before in COPULAS) \
+                or (w == "all" and before == "in" and (nxt is None or nxt.kind == "char")):  # "in all,"
             return VERB
+        if w in NUMBER_WORDS or w in OPERATION_WORDS:
+            return ENT if w == "square" and after in UNITS else VERB  # "square feet" is a unit
         if w in PRONOUNS:
-            if w == "that" and prev is not None and prev.text.lower() in DEMONSTRATIVE_AFTER:
-                return FUNC
+            if (w == "that" and before in DEMONSTRATIVE_AFTER) or (w in DEMONSTRATIVES and _stem(after) in TIMES):
+                return FUNC  # "that means", "this week"
             return COREF
         if w in NEED:
-            return META if prev is not None and prev.text.lower() in REASONER else FUNC
+            return META if before in REASONER else FUNC
         if w in META_WORDS:
             if w in SENTENCE_ONLY_META and not clause_start(i):
                 return FUNC
             return META
-        if w == "to" and nxt is not None and nxt.text.lower() in META_WORDS - SENTENCE_ONLY_META:
+        if w == "to" and after in META_WORDS - SENTENCE_ONLY_META:
             return META
-        if w == "out" and prev is not None and prev.text.lower() in {"figure", "find", "work"}:
+        if w == "out" and before in {"figure", "find", "work"}:
             return META
+        if w in IDIOM_NOUNS and before in {"the", "a"} and (neighbour(i, -2) or prev).text.lower() in {"at", "in", "by"}:
+            return FUNC
+        if w in PRICED and prev is not None and (before in NOUN_MARKERS or prev.text.endswith(("'s", "’s"))):
+            return ENT  # "the total cost", "the room's worth"; "are worth" stays a verb
         base = _base(u.text)
         stem = _stem(base)
-        if w in SELECTORS and nxt is not None and (_stem(nxt.text) in UNITS or nxt.text.lower() in UNITS):
+        if w in SELECTORS and nxt is not None and (_stem(nxt.text) in UNITS or after in UNITS):
             return ENT
         if base in names or (u.text[0].isupper() and not clause_start(i) and not _lexical(base.lower())):
             return ENT
-        if _lexical(w) or _lexical(base.lower()):
+        if _lexical(w) or _lexical(base.lower()) or before in MODALS:  # "can harvest" is a verb
             return FUNC
         if stem in entities or stem in UNITS or base.lower() in UNITS:
             return ENT
         # a noun the question did not use, right after a determiner or a number ("each child")
-        if prev is not None and (prev.text.lower() in DETERMINERS or prev.kind == "number") \
+        if prev is not None and (before in DETERMINERS or prev.kind == "number") \
                 and not w.endswith(("ly", "ed", "ing")):
             return ENT
         return FUNC

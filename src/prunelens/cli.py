@@ -110,8 +110,12 @@ def cmd_prune(args) -> None:
                          fast_share=args.fast_share, fast_refresh=args.fast_refresh,
                          fast_neighbours=args.fast_neighbours, max_batch=args.max_batch,
                          memory_gib=args.memory_gib, dtype=args.dtype,
-                         trajectory="full" if args.full_trajectory else "grid")
+                         trajectory="full" if args.full_trajectory else "grid", pruner=args.pruner)
     shard_of([], args.shard)  # checked before the model loads
+    if config.method == "learned":  # the pruner file too
+        from .pruning.learned import load_pruner, shipped_pruner
+
+        load_pruner(config.pruner or shipped_pruner(args.model))
     _out_dir(args.out)
     _set_threads(args)
     model, examples = _load(args, config.torch_dtype(args.device or default_device()))
@@ -122,6 +126,19 @@ def cmd_prune(args) -> None:
     skipped = args.bad_lines + len(summary["skipped"])  # bad data lines and examples that cannot be laid out
     print(f"pruned {summary['done']} example(s), {summary['resumed']} already done, "
           f"{skipped} skipped -> {args.out}/examples.parquet, {args.out}/tokens.parquet")
+
+
+def cmd_fit_pruner(args) -> None:
+    from .pruning.learned import fit_pruner
+
+    _out_dir(args.out)
+    pruner = fit_pruner(args.runs)
+    pruner.save(args.out)
+    info = pruner.info
+    for name, cv in info["cv"].items():
+        print(f"{name:<10} per-chain Spearman with exact greedy (grouped CV): {cv['chain_spearman']:.3f}")
+    print(f"chose {info['chosen']}, fitted on {info['chains']} chains ({info['tokens']} tokens) of "
+          f"{pruner.model} -> {args.out}")
 
 
 def cmd_features(args) -> None:
@@ -257,8 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="baselines: score the state after every deletion (default: every 0.05 of keep ratio)")
     p.add_argument("--dtype", choices=DTYPES, default="auto",
                    help="weights' dtype (auto: float32 on CPU, bfloat16 on CUDA); log-softmax is float32")
+    p.add_argument("--pruner", default=None,
+                   help="learned: a pruner directory made by fit-pruner (default: the one shipped for the model)")
     p.add_argument("--out", required=True, help="run directory (re-running the command resumes it)")
     p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("fit-pruner", help="fit a one-pass pruner on exact greedy runs that have features")
+    p.add_argument("runs", nargs="+", help="run directories made by `prunelens prune --method greedy` + `features`")
+    p.add_argument("--out", required=True, help="pruner directory to write (estimator.skops, pruner.json)")
+    p.set_defaults(func=cmd_fit_pruner)
 
     p = sub.add_parser("features", help="per-token attention, sparsity and surprisal features of a pruned run")
     p.add_argument("run", help="run directory made by `prunelens prune`")

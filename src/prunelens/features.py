@@ -127,6 +127,15 @@ def _lexical(texts: Sequence[str]) -> dict[str, np.ndarray]:
     }
 
 
+def token_features(model, prompt: Sequence[int], reasoning: Sequence[int], post: Sequence[int],
+                   texts: Sequence[str], layers: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+    """Every feature column of the reasoning tokens of ``prompt + reasoning + post``: one hooked pass."""
+    n = len(reasoning)
+    columns = sequence_features(model, list(prompt) + list(reasoning) + list(post), len(prompt), n, layers)
+    columns.update(position_norm=np.arange(n) / n, **_lexical(texts))
+    return columns
+
+
 def example_features(model, row: pd.Series, texts: Sequence[str], layers: Sequence[int] | None = None,
                      at_keep: Sequence[float] = ()) -> pd.DataFrame:
     """Feature rows of one pruned example (a row of ``examples.parquet``) and its token texts.
@@ -137,8 +146,7 @@ def example_features(model, row: pd.Series, texts: Sequence[str], layers: Sequen
     prompt, reasoning, post = list(row.prompt_ids), list(row.reasoning_ids), list(row.post_ids)
     n = len(reasoning)
     frame = pd.DataFrame({"example_id": row.example_id, "position": np.arange(n)})
-    columns = sequence_features(model, prompt + reasoning + post, len(prompt), n, layers)
-    columns.update(position_norm=np.arange(n) / n, **_lexical(texts))
+    columns = token_features(model, prompt, reasoning, post, texts, layers)
     for ratio in at_keep:
         order = list(row.order)
         deleted = set(order[: n_to_delete(n, ratio)])

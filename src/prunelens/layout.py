@@ -27,6 +27,12 @@ class Layout:
     reasoning_ids: list[int]
     post_ids: list[int]
     spans: list[tuple[int, int]]  # character span of each reasoning token in the reasoning text
+    reasoning: str = ""  # the reasoning text the spans index
+
+    @property
+    def token_texts(self) -> list[str]:
+        """Each reasoning token's text: its span of the reasoning."""
+        return [self.reasoning[a:b] for a, b in self.spans]
 
     @property
     def ids(self) -> list[int]:
@@ -79,7 +85,7 @@ def render(example: Example, tokenizer, max_length: int | None = None) -> Layout
     answer_ids = tokenizer(example.answer.strip(), add_special_tokens=False)["input_ids"]
     if not answer_ids:
         raise LayoutError(f"example {example.id}: the answer tokenises into nothing")
-    layout = Layout(prompt_ids, list(enc["input_ids"]), post_ids, tile_spans(enc["offset_mapping"]))
+    layout = Layout(prompt_ids, list(enc["input_ids"]), post_ids, tile_spans(enc["offset_mapping"]), example.reasoning)
     if not layout.reasoning_ids:
         raise LayoutError(f"example {example.id}: the reasoning tokenises into nothing")
     if max_length is not None and len(layout) > max_length:

@@ -3,7 +3,9 @@
 - ``random``: a seeded permutation (seed and example id);
 - ``truncate``: from the end of the chain;
 - ``surprisal``: lowest surprisal (``-log p(token | before)``) deleted first;
-- ``attention``: least attention received from the post tokens (mean over layers and heads) first.
+- ``attention``: least attention received from the post tokens (mean over layers and heads) first;
+- ``h2o``: heavy hitters (H2O): least attention received in total, summed over every later query,
+  layer and head (the cumulative score H2O keeps per cached key), first.
 
 Sorting is stable, so ties keep the earliest position first.
 """
@@ -61,5 +63,22 @@ class Attention:
         return Ranking(sorted(range(len(received)), key=lambda j: received[j])[:n_delete])
 
 
-for _method in (Random(), Truncate(), Surprisal(), Attention()):
+class HeavyHitters:
+    name = "h2o"
+    help = "heavy hitters: delete the tokens with the least attention received from all later tokens first"
+    settings = ("trajectory",)
+
+    def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
+        from ..features import sequence_features
+        from ..schema import FeatureName
+
+        p, n, total = len(layout.prompt_ids), len(layout.reasoning_ids), len(layout)
+        columns = sequence_features(engine.model, layout.ids, p, n, families=("attn",))
+        # attn_later is a mean over the later queries, layers and heads: times their count, the sum
+        mean = columns[str(FeatureName("attn_later", mean=True))]
+        received = [float(mean[j]) * (total - 1 - (p + j)) for j in range(n)]
+        return Ranking(sorted(range(n), key=lambda j: received[j])[:n_delete])
+
+
+for _method in (Random(), Truncate(), Surprisal(), Attention(), HeavyHitters()):
     register(_method)

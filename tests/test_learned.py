@@ -1,0 +1,93 @@
+"""The learned pruner and the H2O baseline, against independent computations on a tiny model."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from prunelens.errors import RunError
+from prunelens.layout import render
+from prunelens.pruning import prune, prune_examples
+from prunelens.pruning.learned import ESTIMATOR, META, fit_pruner, load_pruner
+
+
+def test_learned_order_is_the_predicted_rank_of_the_features_stage(tiny_model, short_chains, tiny_greedy_run, tiny_pruner):
+    """The order `learned` gives a chain sorts the estimator's predictions on the features that the
+    features stage wrote for that chain: inference sees exactly the features the pruner was fitted on."""
+    pruner = load_pruner(tiny_pruner)
+    assert pruner.info["chains"] == 6 and pruner.model == tiny_model.name
+    assert set(pruner.info["cv"]) == {"ridge", "boosting"} and pruner.info["chosen"] in pruner.info["cv"]
+    features = pd.read_parquet(tiny_greedy_run / "features.parquet")
+    for example in short_chains[:2]:
+        rows = features[features.example_id == example.id].sort_values("position")
+        predicted = pruner.estimator.predict(rows[pruner.columns].to_numpy(float))
+        expected = sorted(range(len(rows)), key=lambda j: predicted[j])
+        order = prune(tiny_model, render(example, tiny_model.tokenizer), method="learned", pruner=str(tiny_pruner)).order
+        assert order == expected
+
+
+def test_pruner_round_trips_through_its_files(tiny_model, short_chains, tiny_greedy_run, tiny_pruner, tmp_path):
+    first = load_pruner(tiny_pruner)
+    copy = first.save(tmp_path / "copy")
+    again = load_pruner(copy)
+    assert again.columns == first.columns and again.info == first.info
+    layout = render(short_chains[7], tiny_model.tokenizer)
+    orders = [prune(tiny_model, layout, method="learned", pruner=str(d)).order for d in (tiny_pruner, copy)]
+    assert orders[0] == orders[1] and sorted(orders[0]) == list(range(len(layout.reasoning_ids)))
+    assert json.loads((copy / META).read_text())["format"] == 1
+
+
+def test_fit_and_load_refuse_what_they_cannot_use(tiny_model, short_chains, tiny_greedy_run, tmp_path):
+    random_run = tmp_path / "random"
+    prune_examples(tiny_model, short_chains[:2], random_run, method="random", show_progress=False)
+    with pytest.raises(RunError, match="learns from exact greedy orders"):
+        fit_pruner([random_run])
+    bare = tmp_path / "bare"
+    prune_examples(tiny_model, short_chains[:2], bare, method="greedy", show_progress=False)
+    with pytest.raises(RunError, match="has no features: run `prunelens features"):
+        fit_pruner([bare])
+    with pytest.raises(RunError, match="share example ids"):
+        fit_pruner([tiny_greedy_run, tiny_greedy_run])
+    with pytest.raises(RunError, match="is not a pruner"):
+        load_pruner(tmp_path)
+    with pytest.raises(ValueError, match="a pruner is for --method learned"):
+        prune(tiny_model, render(short_chains[0], tiny_model.tokenizer), method="random", pruner=str(tmp_path))
+
+
+class Planted:
+    def predict(self, x):
+        return np.zeros(len(x))
+
+
+def test_load_refuses_unknown_types(tiny_pruner, tmp_path):
+    """A pruner file holding anything but a scikit-learn estimator is not loaded (no code runs)."""
+    import shutil
+
+    import skops.io as sio
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_pruner, bad)
+    sio.dump(Planted(), bad / ESTIMATOR)  # a type no pruner holds: loading it could run its code
+    with pytest.raises(RunError, match="holds types no pruner has"):
+        load_pruner(bad)
+    sio.dump({"weights": [1.0, 2.0]}, bad / ESTIMATOR)  # trusted types, but no estimator
+    with pytest.raises(RunError, match="holds no estimator"):
+        load_pruner(bad)
+
+
+def test_h2o_equals_attention_received_summed_by_hand(tiny_model, short_chains):
+    from transformers import AutoModelForCausalLM
+
+    plain = AutoModelForCausalLM.from_pretrained(tiny_model.path, attn_implementation="eager").eval()
+    layout = render(short_chains[9], tiny_model.tokenizer)
+    p, n = len(layout.prompt_ids), len(layout.reasoning_ids)
+    with torch.no_grad():
+        attentions = plain(torch.tensor([layout.ids]), output_attentions=True).attentions
+    received = torch.zeros(n, dtype=torch.float64)
+    for a in attentions:  # [1, heads, T, T]: every later query, every head, every layer
+        for j in range(n):
+            received[j] += a[0, :, p + j + 1:, p + j].double().sum()
+    expected = sorted(range(n), key=lambda j: float(received[j]))
+    assert prune(tiny_model, layout, method="h2o").order == expected
