@@ -51,15 +51,15 @@ OPERATION_WORDS = _words("""times plus minus multiply multiplied multiplying mul
     subtracting subtraction subtracts altogether combined combine equal equals equaled squared square
     cubed fraction fractions proportion twice extra leftover greater greatest chance chances probability
     probabilities discount discounts perimeter hourly daily weekly monthly yearly annually""")
-COUNT_NOUNS = _words("number numbers amount amounts")  # a quantity before "of"; else a die's face: "odd number"
+COUNT_NOUNS = _words("number numbers")  # a quantity before "of"; else a die's face: "odd number"
 PRONOUNS = _words("""she he they it her his their them its him hers theirs himself herself themselves
     itself this that these those which who whom whose everyone everybody everything""")
 META_WORDS = _words("""step steps so therefore thus hence let let's lets we i us our me my
     find finding calculate calculating calculation calculations compute computing solve solving
-    solution answer answers question know means maybe probably think wait check checking verify also
+    solution answer answers question know means maybe probably think wait check checking verify now also
     next then finally first firstly second secondly lastly determine figure problem result results
     given recall note similarly likewise additionally furthermore moreover however""")
-SENTENCE_ONLY_META = _words("first second next also then given")  # markers only at the start of a clause
+SENTENCE_ONLY_META = _words("first second next also then given now")  # markers only at the start of a clause
 NEED = _words("need needs needed")  # the reasoner's need (META) or a person's in the problem (FUNCTION)
 REASONER = _words("we i you let's us")
 SELECTORS = _words("last next previous following first")  # "last week": picks out the entity
@@ -236,10 +236,12 @@ class RuleAnnotator:
                     labels.append(SYM if prev is not None and prev.kind == "number" else FUNC)
                 elif u.text == "/":  # division, also as "per" in "$195/day"
                     labels.append(SYM)
-                elif u.text in "-−–":  # minus between math, or a sign; else a hyphen or dash
+                elif u.text in "-−–":  # minus between math, or a sign; else a hyphen, a dash or a bullet
+                    bullet = not reasoning[reasoning.rfind("\n", 0, u.start) + 1: u.start].strip()
                     unary = nxt is not None and nxt.kind == "number" and (prev is None or prev.text in "=(")
                     spaced = reasoning[u.start - 1: u.start] == " " and reasoning[u.end: u.end + 1] == " "
-                    labels.append(SYM if (is_math(prev) and is_math(nxt)) or unary
+                    labels.append(FUNC if bullet and reasoning[u.end: u.end + 1] == " " else
+                                  SYM if (is_math(prev) and is_math(nxt)) or unary
                                   or (spaced and (is_math(prev) or is_math(nxt))) else FUNC)
                 elif u.text == "(":
                     opened.append(SYM if is_math(nxt) or (prev is not None and prev.text in OPERATOR_CHARS) else FUNC)
@@ -256,11 +258,8 @@ class RuleAnnotator:
             k = None if j is None else at(j, -1)
             return j is not None and (labels[j] in (SYM, VERB) or labels[j] == ENT and k is not None and labels[k] in (SYM, VERB))
 
-        for i, u in enumerate(items):
-            prev, nxt = at(i, -1), at(i, 1)
-            w = u.text.lower()
-            if u.kind != "word":
-                continue
+        for i in solid:
+            prev, nxt, w = at(i, -1), at(i, 1), items[i].text.lower()
             if w == "rest":  # "the rest" points back to an amount: both words are coreference
                 labels[i] = COREF
                 if prev is not None and items[prev].text.lower() == "the":
@@ -306,7 +305,7 @@ class RuleAnnotator:
         if w in NEED:
             return META if before in REASONER else FUNC
         if w in META_WORDS:
-            if w in SENTENCE_ONLY_META and not clause_start(i):
+            if w in SENTENCE_ONLY_META and (not clause_start(i) or after == "="):  # "Now = 7 - 3" names a time
                 return FUNC
             return META
         if w == "to" and after in META_WORDS - SENTENCE_ONLY_META:

@@ -110,7 +110,8 @@ def cmd_prune(args) -> None:
                          fast_share=args.fast_share, fast_refresh=args.fast_refresh,
                          fast_neighbours=args.fast_neighbours, max_batch=args.max_batch,
                          memory_gib=args.memory_gib, dtype=args.dtype,
-                         trajectory="full" if args.full_trajectory else "grid", pruner=args.pruner)
+                         trajectory="full" if args.full_trajectory else "grid", pruner=args.pruner,
+                         segment_tokens=args.segment_tokens)
     shard_of([], args.shard)  # checked before the model loads
     if config.method == "learned":  # the pruner file too
         from .pruning.learned import load_pruner, shipped_pruner
@@ -274,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="baselines: score the state after every deletion (default: every 0.05 of keep ratio)")
     p.add_argument("--dtype", choices=DTYPES, default="auto",
                    help="weights' dtype (auto: float32 on CPU, bfloat16 on CUDA); log-softmax is float32")
+    p.add_argument("--segment-tokens", type=int, default=defaults.segment_tokens,
+                   help="llmlingua: tokens per segment")
     p.add_argument("--pruner", default=None,
                    help="learned: a pruner directory made by fit-pruner (default: the one shipped for the model)")
     p.add_argument("--out", required=True, help="run directory (re-running the command resumes it)")

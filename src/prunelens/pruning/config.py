@@ -9,7 +9,7 @@ OBJECTIVES = ("reason-answer", "answer")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 TRAJECTORIES = ("grid", "full")
 RESOURCE_SETTINGS = ("max_batch", "memory_gib")  # change speed, not results: a resumed run may change them
-METHOD_SETTINGS = ("fast_share", "fast_refresh", "fast_neighbours", "trajectory", "pruner")  # recorded only for the methods that use them
+METHOD_SETTINGS = ("fast_share", "fast_refresh", "fast_neighbours", "trajectory", "pruner", "segment_tokens")  # recorded only for the methods that use them
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,8 @@ class PruneConfig:
     ``dtype`` ``auto`` is float32 on CPU and bfloat16 on CUDA. ``trajectory``: a method that returns
     only an order (the baselines) has its states scored at every 0.05 of keep ratio and at its last
     state (``grid``, NaN between) or after every deletion (``full``); searches always record all.
-    ``pruner``: the ``learned`` method's pruner directory (None: the one that ships for the model).
+    ``pruner``: the ``learned`` method's pruner directory (None: the one that ships for the model);
+    ``segment_tokens``: ``llmlingua``'s segment length in tokens.
     """
 
     method: str = "greedy"
@@ -36,6 +37,7 @@ class PruneConfig:
     dtype: str = "auto"
     trajectory: str = "grid"
     pruner: str | None = None
+    segment_tokens: int = 20
 
     def __post_init__(self) -> None:
         from .registry import METHODS
@@ -56,6 +58,8 @@ class PruneConfig:
             raise ValueError(f"memory_gib {self.memory_gib} is not positive")
         if self.trajectory not in TRAJECTORIES:
             raise ValueError(f"unknown trajectory {self.trajectory!r}: use one of {', '.join(TRAJECTORIES)}")
+        if self.segment_tokens < 1:
+            raise ValueError(f"segment_tokens {self.segment_tokens} is not a positive number of tokens")
         if self.pruner is not None and self.method != "learned":
             raise ValueError(f"a pruner is for --method learned, not {self.method}")
         if self.dtype not in DTYPES:

@@ -1,4 +1,4 @@
-"""The learned pruner and the H2O baseline, against independent computations on a tiny model."""
+"""Issue 12 methods against independent computations on a tiny model: the learned pruner, h2o, llmlingua."""
 
 import json
 
@@ -91,3 +91,30 @@ def test_h2o_equals_attention_received_summed_by_hand(tiny_model, short_chains):
             received[j] += a[0, :, p + j + 1:, p + j].double().sum()
     expected = sorted(range(n), key=lambda j: float(received[j]))
     assert prune(tiny_model, layout, method="h2o").order == expected
+
+
+@pytest.mark.parametrize("keep_ratio", [0.0, 0.3])
+def test_llmlingua_keeps_what_segment_wise_self_information_keeps(tiny_model, short_chains, keep_ratio):
+    """By hand with plain transformers: segment by segment, self-information given the prompt and the
+    kept tokens of earlier segments; the lowest of each segment go. The first deletions of the order
+    are exactly those tokens."""
+    from transformers import AutoModelForCausalLM
+
+    plain = AutoModelForCausalLM.from_pretrained(tiny_model.path, attn_implementation="eager").eval()
+    layout = render(short_chains[9], tiny_model.tokenizer)
+    reasoning, n, size = layout.reasoning_ids, len(layout.reasoning_ids), 5
+    target = keep_ratio or 0.5
+    context, dropped = list(layout.prompt_ids), []
+    for start in range(0, n, size):
+        segment = list(range(start, min(start + size, n)))
+        ids = context + [reasoning[j] for j in segment]
+        with torch.no_grad():
+            logp = torch.log_softmax(plain(torch.tensor([ids])).logits[0].double(), -1)
+        info = {j: -float(logp[len(context) + k - 1, reasoning[j]]) for k, j in enumerate(segment)}
+        going = sorted(segment, key=lambda j: (info[j], j))[: len(segment) - round(target * len(segment))]
+        dropped += going
+        context += [reasoning[j] for j in segment if j not in going]
+    order = prune(tiny_model, layout, method="llmlingua", segment_tokens=size, keep_ratio=keep_ratio).order
+    assert set(order[: len(dropped)]) == set(dropped)
+    if keep_ratio == 0:
+        assert sorted(order) == list(range(n))
