@@ -303,4 +303,4 @@ def test_chains_at_decodes_what_the_pruner_scored(full_run, tiny_model):
 
 
 def test_categories_record_their_annotator(full_run):
-    assert set(pd.read_parquet(full_run["greedy"] / "categories.parquet").annotator) == {"rules-v2"}
+    assert set(pd.read_parquet(full_run["greedy"] / "categories.parquet").annotator) == {"rules-v3"}

@@ -49,8 +49,27 @@ def test_we_need_is_meta_but_a_persons_need_is_not():
     assert labels_of(q, "Ellie needs 10 ml.", ["Ellie", " needs"]) == ["ENTITY_NAME", "FUNCTION"]
 
 
+def test_rules_v3_quantities_measures_and_headers():
+    q = "Rosa sells scarves at a stall. She earns $100 a week. How many scarves does she sell in a year?"
+    r = ("Rosa earns $100 a week, so her monthly pay is $400 because 4 * $100 = $400.\n"
+         "Initial amounts:\n1. She sells 5 scarves each at the stall.\n"
+         "The total cost of the scarves is $50, but 5 new scarves cost $45 and are worth $60.\n"
+         "This week the number of scarves is 3 and $3 is gone.")
+    assert labels_of(q, r, ["Rosa", " a", " week", " monthly", " pay", " because"]) == [
+        "ENTITY_NAME", "VERBAL_MATH", "ENTITY_NAME", "VERBAL_MATH", "ENTITY_NAME", "FUNCTION"]
+    assert labels_of(q, r, ["Initial", " amounts", ":", "1", " each"]) == [
+        "META_DISCOURSE", "META_DISCOURSE", "FUNCTION", "SYMBOLIC_MATH", "VERBAL_MATH"]
+    assert labels_of(q, r, [" cost", " new", " cost", " worth"]) == [
+        "ENTITY_NAME", "ENTITY_NAME", "FUNCTION", "FUNCTION"]
+    assert labels_of(q, r, ["This", " number", " gone"]) == ["FUNCTION", "VERBAL_MATH", "VERBAL_MATH"]
+    assert labels_of(q, "She rolls an odd number twice a day.", [" odd", " number", " a"]) == [
+        "ENTITY_NAME", "ENTITY_NAME", "VERBAL_MATH"]
+    assert RuleAnnotator.name == "rules-v3"
+
+
 @pytest.mark.parametrize("name,accuracy,macro_f1", [("categories_gold", 0.98, 0.97),
-                                                    ("categories_heldout", 0.96, 0.95)])
+                                                    ("categories_heldout", 0.96, 0.95),
+                                                    ("categories_blind", 0.97, 0.95)])
 def test_accuracy_floors_on_hand_labelled_gold(name, accuracy, macro_f1):
     gold = load_gold(DATA / f"{name}.jsonl")
     assert len(gold) >= 12 and all(label in LABELS for row in gold for *_, label in row["words"])

@@ -2,9 +2,11 @@
 
 The text is cut into units: numbers (``1,200``, ``0.25``, ``3/4``), calculator annotations, words
 (``Let's``), single punctuation or operator characters, and white space. Each unit gets a label by
-the rules of CATEGORIES.md, tried in its tie-break order; a token takes the label of the word it
-belongs to, and a token made only of punctuation or white space takes its own unit's label.
-The question supplies the problem's entities (its names and content nouns).
+the rules of CATEGORIES.md, tried in its tie-break order, then a second pass looks at the labels
+around a word (``a`` as "per" after a quantity, adjectives before a noun of the problem, section
+headers); a token takes the label of the word it belongs to, and a token made only of punctuation or
+white space takes its own unit's label. The question supplies the problem's entities (its names and
+content nouns).
 
 Annotators are pluggable: anything with ``name`` and ``label_tokens(question, reasoning, spans)``
 (one label per token span) can replace ``RuleAnnotator``.
@@ -48,10 +50,11 @@ OPERATION_WORDS = _words("""times plus minus multiply multiplied multiplying mul
     difference product remainder remaining remains left more fewer less least most each per every
     percent percentage percentages average averages rate rates ratio ratios increase increased increases
     increasing decrease decreased decreases decreasing add added adding addition adds subtract subtracted
-    subtracting subtraction subtracts altogether combined combine equal equals equaled squared square
-    cubed fraction fractions proportion twice extra leftover greater greatest chance chances probability
-    probabilities discount discounts perimeter hourly daily weekly monthly yearly annually""")
-COUNT_NOUNS = _words("number numbers")  # a quantity before "of"; else a die's face: "odd number"
+    subtracting subtraction subtracts altogether combined combine combines combining equal equals equaled
+    squared square cubed fraction fractions proportion twice extra leftover remain remained greater greatest
+    chance chances probability probabilities discount discounts reduce reduces reduced reducing reduction
+    perimeter hourly daily weekly monthly yearly annually""")
+COUNT_NOUNS = _words("number numbers")  # a quantity before "of", else a thing: "an odd number" on a die
 PRONOUNS = _words("""she he they it her his their them its him hers theirs himself herself themselves
     itself this that these those which who whom whose everyone everybody everything""")
 META_WORDS = _words("""step steps so therefore thus hence let let's lets we i us our me my
@@ -62,10 +65,12 @@ META_WORDS = _words("""step steps so therefore thus hence let let's lets we i us
 SENTENCE_ONLY_META = _words("first second next also then given now")  # markers only at the start of a clause
 NEED = _words("need needs needed")  # the reasoner's need (META) or a person's in the problem (FUNCTION)
 REASONER = _words("we i you let's us")
+SUBJECTS = _words("he she they we i you it")  # the word after a subject is its verb: "she finds"
+VARIABLES = _words("x y z")
 SELECTORS = _words("last next previous following first")  # "last week": picks out the entity
 MODALS = _words("can could will would shall should may might must")  # the word after one is a verb
 COPULAS = _words("is are was were be been being")
-IDIOM_NOUNS = _words("end beginning middle row")  # "at the end of", "in a row": no entity
+IDIOM_NOUNS = _words("end beginning middle row")  # no entity in "at the end of", "in a row"
 STOP = _words("""a an the of for and or but nor to in on at by with from into onto over under about
     as than is are was were be been being am has have had do does did doing can could will would shall
     should may might must not no yes if when while because after before during until since up down out
@@ -73,12 +78,12 @@ STOP = _words("""a an the of for and or but nor to in on at by with from into on
     just only again still even also both either neither each every per its it's into through between
     among against without within along across around behind beyond upon toward towards whether back
     away together yet already ever never always often once really well now below above right""")
-DESCRIPTIVE = _words("""new old big small large little long short tall high low young fresh used early late
+DESCRIPTIVE = _words("""new old big small large little long short tall high low young fresh early late
     original regular special""")  # before a noun of the problem, they pick it out: "5 new boys"
 ADJECTIVES = DESCRIPTIVE | _words("""able different good bad full whole last final initial same own certain
-    several enough available current normal usual entire free empty possible total""")
+    several enough available current normal usual entire free empty possible sure total""")
 DETERMINERS = _words("""a an the each every per of his her their its my our your some any this that
-    these those another which""")
+    these those another which total many both all several few""")
 VERBS = _words("""sell sells sold selling buy buys bought buying make makes made making bake bakes baked
     baking take takes took taken taking give gives gave given giving get gets got getting pay pays paid
     paying spend spends spent spending cost costs costing earn earns earned earning save saves saved
@@ -101,17 +106,18 @@ UNITS = _words("""dollar dollars cent cents hour hours minute minutes second sec
     month months year years mile miles pound pounds kilogram kilograms kg gram grams meter meters metre
     metres feet foot inch inches yard yards liter liters litre litres gallon gallons ounce ounces cup cups
     piece pieces item items people person page pages point points mph km cm mm lb lbs oz hr hrs min mins
-    price prices length lengths width widths height heights weight weights""")
+    price prices length lengths width widths height heights weight weights value revenue income profit
+    profits earnings savings salary wage wages budget""")
 TIMES = _words("second minute hour day night week weekend month year morning afternoon evening")
-PRICED = _words("cost costs worth")  # verbs ("are worth"), or measures after a determiner ("the total cost")
-NOUN_MARKERS = _words("the a an total its his her their our your whose")
+PRICED = _words("cost costs worth charge charges pay")  # measures after a determiner ("the total cost"), else verbs
+NOUN_MARKERS = _words("the a an total its his her their our your whose hourly daily weekly monthly yearly")
 OPERATOR_CHARS = set("+*×÷=<>^")
 CURRENCY = set("$€£¥")
 DEMONSTRATIVE_AFTER = _words("means mean so such know knew shows show say says said think thought than")
 DEMONSTRATIVES = _words("this that these those")
 
 UNIT = re.compile(r"<<[^<>]*>>|(?:\d+|(?<![\w.])\.(?=\d))(?:[.,/]?\d+)*|[A-Za-z]+(?:['’][A-Za-z]+)*|\s+|.", re.S)
-HEADER = re.compile(r"^[ \t]*(?:[-*•#]+|\d+[.)])?[ \t]*([A-Za-z][\w '’-]*):[*_ \t]*$", re.M)  # "1. Initial amounts:"
+HEADER = re.compile(r"^[ \t]*(?:[-*•#]+|\d+[.)])?[ \t]*([A-Za-z][\w '’-]*):[*_ \t]*$", re.M)  # "1. Totals:"
 
 
 @dataclass(frozen=True)
@@ -144,6 +150,11 @@ def _lexical(word: str) -> bool:
     """Is ``word`` (lower case) in a lexicon that is not the entity one?"""
     return any(word in lexicon for lexicon in (STOP, VERBS, PRONOUNS, META_WORDS, NUMBER_WORDS,
                                                  OPERATION_WORDS, ADJECTIVES))
+
+
+def _present(word: str) -> bool:
+    """Is ``word`` a verb in the present (``play``, ``plays``), not a participle that can qualify a noun (``sold``)?"""
+    return word in VERBS and (word.endswith("s") or word + "s" in VERBS or word + "es" in VERBS)
 
 
 def _base(word: str) -> str:
@@ -210,14 +221,8 @@ class RuleAnnotator:
             return "\n" in between or (prev.kind == "number" and reasoning[prev.end: prev.end + 1] == ".")
 
         def is_math(u: Unit | None) -> bool:
-            return u is not None and (u.kind in ("number", "calc") or u.text in OPERATOR_CHARS or u.text == "x"
+            return u is not None and (u.kind in ("number", "calc") or u.text in OPERATOR_CHARS or u.text in VARIABLES
                                       or u.text in CURRENCY or u.text in {"(", ")", "%"})
-
-        def hyphen(j: int | None) -> bool:
-            """Is ``items[j]`` a hyphen joining two words (``long-sleeved``)?"""
-            before, after = (None, None) if j is None else (at(j, -1), at(j, 1))
-            return (before is not None and after is not None and items[j].text == "-"
-                    and items[before].end == items[j].start and items[j].end == items[after].start)
 
         labels: list[str] = []
         opened: list[str] = []  # labels of the brackets not closed yet
@@ -253,48 +258,73 @@ class RuleAnnotator:
                     labels.append(FUNC)
                 continue
             labels.append(self._word_label(u, i, items, neighbour, clause_start, is_math, entities, names))
+        self._relabel(reasoning, items, labels, solid, at, clause_start)
+        return list(zip(items, labels))
+
+    @staticmethod
+    def _relabel(reasoning, items, labels, solid, at, clause_start) -> None:
+        """The rules that look at the labels of neighbouring words; ``labels`` is changed in place."""
+
+        def text(j: int | None) -> str:
+            return "" if j is None else items[j].text.lower()
+
         def quantity(j: int | None) -> bool:
             """Does ``items[j]`` end a quantity: ``$100``, ``twice``, ``12 letters``?"""
             k = None if j is None else at(j, -1)
-            return j is not None and (labels[j] in (SYM, VERB) or labels[j] == ENT and k is not None and labels[k] in (SYM, VERB))
+            return j is not None and (labels[j] in (SYM, VERB)
+                                      or labels[j] == ENT and k is not None and labels[k] in (SYM, VERB))
+
+        def hyphen(j: int | None) -> bool:
+            """Is ``items[j]`` a hyphen joining two words (``long-sleeved``)?"""
+            before, after = (None, None) if j is None else (at(j, -1), at(j, 1))
+            return (before is not None and after is not None and items[j].text == "-"
+                    and items[before].end == items[j].start and items[j].end == items[after].start)
+
+        def adjective(i: int) -> bool:
+            """Is the word ``items[i]``, right before a noun, an adjective qualifying it?"""
+            w, prev = text(i), at(i, -1)
+            after_quantity = prev is not None and (items[prev].kind == "number" or text(prev) == "total")
+            return (hyphen(at(i, 1)) or hyphen(prev) or w in DESCRIPTIVE  # "long-sleeved", "new boys"
+                    or after_quantity and not (w in STOP | META_WORDS or _present(w))  # "27 sold boxes"
+                    or text(prev) in DETERMINERS and w.endswith("ed"))  # "the colored pencils"
 
         for i in solid:
-            prev, nxt, w = at(i, -1), at(i, 1), items[i].text.lower()
+            prev, nxt, w = at(i, -1), at(i, 1), text(i)
             if w == "rest":  # "the rest" points back to an amount: both words are coreference
                 labels[i] = COREF
-                if prev is not None and items[prev].text.lower() == "the":
+                if text(prev) == "the":
                     labels[prev] = COREF
             # "a" as "per" after a quantity: "$100 a week", "twice a day", "12 letters a week"
-            elif w in ("a", "an") and nxt is not None and quantity(prev):
-                unit = items[nxt].text.lower()
-                if unit in TIMES or (unit in UNITS and _stem(unit) == unit):
-                    labels[i] = VERB
-        # an adjective picks out the noun of the problem it qualifies: "new boys", "27 sold boxes", "long-sleeved jerseys"
+            elif w in ("a", "an") and quantity(prev) and not clause_start(i) and (
+                    text(nxt) in TIMES or text(nxt) in UNITS and _stem(text(nxt)) == text(nxt)):
+                labels[i] = VERB
+        # an adjective picks out the noun of the problem it qualifies (right to left: "long-sleeved jerseys")
         for i in reversed(solid):
-            u, nxt, prev = items[i], at(i, 1), at(i, -1)
+            nxt = at(i, 1)
             noun = at(nxt, 1) if hyphen(nxt) else nxt
-            if u.kind == "word" and labels[i] == FUNC and noun is not None and labels[noun] == ENT \
-                    and items[noun].kind == "word" and (
-                    hyphen(nxt) or hyphen(prev) or u.text.lower() in DESCRIPTIVE
-                    or prev is not None and items[prev].kind == "number" and u.text.lower() not in STOP):
+            if items[i].kind == "word" and labels[i] == FUNC and noun is not None and items[noun].kind == "word" \
+                    and labels[noun] == ENT and adjective(i):
                 labels[i] = ENT
         # a section header on a line of its own ("Initial amounts:") organises the reasoning
         for m in HEADER.finditer(reasoning):
-            if len(m.group(1).split()) <= 4 and not COPULAS & set(m.group(1).lower().split()):
+            words = m.group(1).lower().split()
+            if len(words) <= 4 and not COPULAS & set(words):
                 for i in solid:
-                    if m.start(1) <= items[i].start < m.end(1) and labels[i] in (ENT, FUNC) and items[i].kind == "word":
+                    if m.start(1) <= items[i].start < m.end(1) and items[i].kind == "word" and labels[i] in (ENT, FUNC):
                         labels[i] = META
-        return list(zip(items, labels))
 
     def _word_label(self, u, i, items, neighbour, clause_start, is_math, entities, names) -> str:
         w = u.text.lower().replace("’", "'")
         prev, nxt = neighbour(i, -1), neighbour(i, 1)
         before = prev.text.lower() if prev is not None else ""
         after = nxt.text.lower() if nxt is not None else ""
-        if w == "x" and (is_math(prev) or is_math(nxt) or before == "let"):  # a variable: "Let x be"
+        if (w in VARIABLES or len(w) == 1 and u.text.isupper() and w not in ("a", "i")) \
+                and (is_math(prev) or is_math(nxt) or before == "let" or after == "be"):  # "Let x be", "y = 2"
             return SYM
-        if (w in COUNT_NOUNS and after == "of") or (w == "gone" and before in COPULAS) \
-                or (w == "all" and before == "in" and (nxt is None or nxt.kind == "char")):  # "in all,"
+        if w in COUNT_NOUNS:
+            return VERB if after == "of" else ENT
+        if (w == "gone" and before in COPULAS) \
+                or (w == "all" and before == "in" and after not in DETERMINERS):  # "in all", not "in all of"
             return VERB
         if w in NUMBER_WORDS or w in OPERATION_WORDS:
             return ENT if w == "square" and after in UNITS else VERB  # "square feet" is a unit
@@ -312,22 +342,30 @@ class RuleAnnotator:
             return META
         if w == "out" and before in {"figure", "find", "work"}:
             return META
-        if w in IDIOM_NOUNS and before in {"the", "a"} and (neighbour(i, -2) or prev).text.lower() in {"at", "in", "by"}:
+        if w in IDIOM_NOUNS and before in {"the", "a"} \
+                and (neighbour(i, -2) or prev).text.lower() in {"at", "in", "by"}:  # "at the end of", "in a row"
             return FUNC
-        if w in PRICED and prev is not None and (before in NOUN_MARKERS or prev.text.endswith(("'s", "’s"))):
-            return ENT  # "the total cost", "the room's worth"; "are worth" stays a verb
+        if w in PRICED:  # "the total cost", "the room's worth"; "are worth", "$400 worth of" are not
+            noun = before in NOUN_MARKERS | ADJECTIVES or before.endswith(("'s", "’s"))
+            return ENT if noun else FUNC
         base = _base(u.text)
         stem = _stem(base)
         if w in SELECTORS and nxt is not None and (_stem(nxt.text) in UNITS or after in UNITS):
             return ENT
         if base in names or (u.text[0].isupper() and not clause_start(i) and not _lexical(base.lower())):
             return ENT
-        if _lexical(w) or _lexical(base.lower()) or before in MODALS:  # "can harvest" is a verb
-            return FUNC
-        if stem in entities or stem in UNITS or base.lower() in UNITS:
+        if prev is not None and (before == "/" and w not in STOP or prev.kind == "number" and w in VERBS
+                                 and w.endswith("s")):  # the unit of a rate, "$48/share"; "16 shares"
             return ENT
-        # a noun the question did not use, right after a determiner or a number ("each child")
-        if prev is not None and (before in DETERMINERS or prev.kind == "number") \
+        # a verb after a modal or a subject: "can harvest", "she finds", "Ann slew 5"
+        if _lexical(w) or _lexical(base.lower()) or before in MODALS | SUBJECTS \
+                or (prev is not None and prev.text in names and is_math(nxt)):
+            return FUNC
+        if stem in entities or base.lower()[:-1] in entities or stem in UNITS or base.lower() in UNITS:
+            return ENT  # "brownies" for the question's "brownie"
+        # a noun the question did not use, right after a determiner, a number or an owner ("Ann's brother")
+        owner = before.endswith(("'s", "’s")) and _base(before) not in PRONOUNS | STOP | META_WORDS
+        if prev is not None and (before in DETERMINERS or prev.kind == "number" or owner) \
                 and not w.endswith(("ly", "ed", "ing")):
             return ENT
         return FUNC
