@@ -27,6 +27,11 @@ def test_help_and_package_import_load_no_heavy_library():
     (["--shard", "3/2"], "shard '3/2' is not i/n"),
     (["--out", "{tmp}/empty.jsonl"], "is a file, not a directory"),
     (["--fast-share", "0"], "fast_share 0.0"),
+    (["--segment-tokens", "0"], "segment_tokens 0"),
+    (["--method", "import"], "--method import needs --compressed FILE"),
+    (["--method", "import", "--compressed", "{tmp}/empty.jsonl"], "no compressed chains in the file"),
+    (["--method", "learned", "--pruner", "{tmp}"], "is not a pruner"),
+    (["--method", "random", "--pruner", "{tmp}"], "pruner is for --method learned"),
 ])
 def test_prune_arguments_are_checked_before_the_model_loads(tmp_path, capsys, case, message):
     (tmp_path / "empty.jsonl").write_text("")

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from prunelens.errors import RunError
+from prunelens.features import features_run
 from prunelens.layout import render
 from prunelens.pruning import prune, prune_examples
 from prunelens.pruning.learned import ESTIMATOR, META, fit_pruner, load_pruner
@@ -52,7 +53,7 @@ def test_fit_and_load_refuse_what_they_cannot_use(tiny_model, short_chains, tiny
         fit_pruner([tiny_greedy_run, tiny_greedy_run])
     with pytest.raises(RunError, match="is not a pruner"):
         load_pruner(tmp_path)
-    with pytest.raises(ValueError, match="a pruner is for --method learned"):
+    with pytest.raises(ValueError, match="pruner is for --method learned"):
         prune(tiny_model, render(short_chains[0], tiny_model.tokenizer), method="random", pruner=str(tmp_path))
 
 
@@ -118,3 +119,72 @@ def test_llmlingua_keeps_what_segment_wise_self_information_keeps(tiny_model, sh
     assert set(order[: len(dropped)]) == set(dropped)
     if keep_ratio == 0:
         assert sorted(order) == list(range(n))
+
+
+def _write_compressed(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_import_reads_compressed_chains_and_scores_them_exactly(tiny_model, short_chains, tmp_path):
+    """An imported chain is read back through chains_at, and its objective is a full forward pass over it."""
+    from dataclasses import replace
+
+    from prunelens.analysis import normalised_objective
+    from prunelens.pruning import NaiveReference
+    from prunelens.schema import chains_at, read_table
+
+    chains = short_chains[:3]
+    texts = {(e.id, r): " ".join(e.reasoning.split()[: max(1, int(len(e.reasoning.split()) * r))])
+             for e in chains for r in (0.5, 0.25)}
+    path = _write_compressed(tmp_path / "c.jsonl", [{"id": i, "keep_ratio": r, "reasoning": t} for (i, r), t in texts.items()])
+    run = tmp_path / "run"
+    prune_examples(tiny_model, chains, run, method="import", compressed=str(path), show_progress=False)
+    naive = NaiveReference(tiny_model)
+    for ratio in (0.5, 0.25):
+        table = chains_at(run, ratio).set_index("example_id")
+        for e in chains:
+            assert table.loc[e.id, "reasoning"] == texts[(e.id, ratio)]
+            layout = render(replace(e, reasoning=texts[(e.id, ratio)]), tiny_model.tokenizer)
+            assert table.loc[e.id, "n_kept"] == len(layout.reasoning_ids)
+            stored = read_table(run, "texts").set_index(["example_id", "keep_ratio"]).loc[(e.id, ratio), "objective"]
+            expected = naive.objectives([layout.ids], len(layout.prompt_ids), len(layout.post_ids))[0]
+            assert stored == pytest.approx(expected, abs=1e-5)
+    assert chains_at(run, 1.0).set_index("example_id").loc[chains[0].id, "reasoning"] == chains[0].reasoning
+    with pytest.raises(RunError, match="no compressed chain at keep ratio 0.75 \\(it has 0.25, 0.5\\)"):
+        chains_at(run, 0.75)
+    with pytest.raises(RunError, match="holds compressed texts, not a deletion order"):
+        features_run(tiny_model, run, show_progress=False)
+    examples = read_table(run, "examples")  # the normalised objective reads a text run like any other
+    assert normalised_objective(examples, examples, examples.assign(objective_trajectory=[
+        [t[0] - 1.0] * len(t) for t in examples.objective_trajectory]))["normalised@0.5"].eq(1.0).all()
+
+
+def test_import_names_the_line_of_a_bad_file(tiny_model, short_chains, tmp_path):
+    from prunelens.errors import DataError
+    from prunelens.pruning.texts import read_compressed
+
+    chains = short_chains[:2]
+    good = [{"id": e.id, "keep_ratio": 0.5, "reasoning": "x = 1"} for e in chains]
+    for rows, message in [(good + [{"id": "nope", "keep_ratio": 0.5, "reasoning": "y"}], "line 3: id nope is not an example"),
+                          (good[:1] + [{"id": chains[1].id, "reasoning": "y"}], "line 2: missing field 'keep_ratio'"),
+                          (good[:1] + [{"id": chains[1].id, "keep_ratio": 1.5, "reasoning": "y"}], "line 2: keep_ratio 1.5"),
+                          (good[:1], f"no compressed chain for example {chains[1].id}")]:
+        path = _write_compressed(tmp_path / f"bad{len(message)}.jsonl", rows)
+        read_compressed.cache_clear()
+        with pytest.raises(DataError, match=message):
+            prune_examples(tiny_model, chains, tmp_path / f"run{len(message)}", method="import",
+                           compressed=str(path), show_progress=False)
+        assert not (tmp_path / f"run{len(message)}" / "examples.parquet").exists()  # nothing half-written
+
+
+def test_rewrite_on_a_tiny_model_makes_a_run_downstream_stages_read(tiny_model, short_chains, tmp_path):
+    from prunelens.schema import chains_at, read_table
+
+    run = tmp_path / "run"
+    prune_examples(tiny_model, short_chains[:2], run, method="rewrite", show_progress=False)
+    texts = read_table(run, "texts")
+    assert sorted(set(texts.keep_ratio)) == [0.25, 0.5, 0.75] and len(texts) == 6
+    n = read_table(run, "examples").set_index("example_id").n_reasoning
+    assert (texts.n_tokens <= (texts.keep_ratio * texts.example_id.map(n)).round().clip(lower=1)).all()
+    assert len(chains_at(run, 0.5)) == 2

@@ -103,7 +103,7 @@ def cmd_info(args) -> None:
 
 def cmd_prune(args) -> None:
     from .models import default_device
-    from .pruning import PruneConfig, prune_examples
+    from .pruning import METHODS, PruneConfig, prune_examples, writes_text
     from .store import shard_of
 
     config = PruneConfig(method=args.method, objective=args.objective, keep_ratio=args.keep_ratio, seed=args.seed,
@@ -111,12 +111,16 @@ def cmd_prune(args) -> None:
                          fast_neighbours=args.fast_neighbours, max_batch=args.max_batch,
                          memory_gib=args.memory_gib, dtype=args.dtype,
                          trajectory="full" if args.full_trajectory else "grid", pruner=args.pruner,
-                         segment_tokens=args.segment_tokens)
+                         segment_tokens=args.segment_tokens, compressed=args.compressed, rewriter=args.rewriter)
     shard_of([], args.shard)  # checked before the model loads
     if config.method == "learned":  # the pruner file too
         from .pruning.learned import load_pruner, shipped_pruner
 
         load_pruner(config.pruner or shipped_pruner(args.model))
+    if config.method == "import":  # and the compressed chains' file, line by line
+        from .pruning.texts import read_compressed
+
+        read_compressed(config.compressed)
     _out_dir(args.out)
     _set_threads(args)
     model, examples = _load(args, config.torch_dtype(args.device or default_device()))
@@ -125,8 +129,9 @@ def cmd_prune(args) -> None:
     for message in summary["skipped"]:
         print(f"skipped: {message}", file=sys.stderr)
     skipped = args.bad_lines + len(summary["skipped"])  # bad data lines and examples that cannot be laid out
+    table = "texts" if writes_text(METHODS[config.method]) else "tokens"
     print(f"pruned {summary['done']} example(s), {summary['resumed']} already done, "
-          f"{skipped} skipped -> {args.out}/examples.parquet, {args.out}/tokens.parquet")
+          f"{skipped} skipped -> {args.out}/examples.parquet, {args.out}/{table}.parquet")
 
 
 def cmd_fit_pruner(args) -> None:
@@ -230,7 +235,7 @@ def cmd_demo(args) -> None:
 def cmd_merge(args) -> None:
     from .store import StageStore
 
-    stages = {"prune": ("tokens", "examples"), "features": ("features",)}
+    stages = {"prune": ("tokens", "texts", "examples"), "features": ("features",)}
     if not any(StageStore(args.run, stage, tables).parts.is_dir() for stage, tables in stages.items()):
         raise RunError(f"{args.run} is not a run directory: it has no parts/ of prune or features to merge")
     for stage, tables in stages.items():
@@ -277,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weights' dtype (auto: float32 on CPU, bfloat16 on CUDA); log-softmax is float32")
     p.add_argument("--segment-tokens", type=int, default=defaults.segment_tokens,
                    help="llmlingua: tokens per segment")
+    p.add_argument("--compressed", default=None,
+                   help="import: JSONL of compressed chains (id, keep_ratio, reasoning) made elsewhere")
+    p.add_argument("--rewriter", default=None,
+                   help="rewrite: the instruction model that rewrites (default: the pruner model)")
     p.add_argument("--pruner", default=None,
                    help="learned: a pruner directory made by fit-pruner (default: the one shipped for the model)")
     p.add_argument("--out", required=True, help="run directory (re-running the command resumes it)")

@@ -8,9 +8,12 @@ A run directory holds tidy Parquet tables joined on ``KEYS = (example_id, positi
   ``char_start``/``char_end`` in the reasoning, ``deleted_step`` (1..N, null if kept), ``rank_norm``,
   ``drop_first`` (greedy methods only);
 - ``features`` (from ``features``): one column per feature, named by ``FeatureName``;
-- ``categories`` (from ``annotate``): ``category`` and the ``annotator`` that made it.
+- ``categories`` (from ``annotate``): ``category`` and the ``annotator`` that made it;
+- ``texts`` (from ``prune`` with a text method, instead of ``tokens``): one row per chain and keep
+  ratio: the compressed ``reasoning``, its ``n_tokens``, ``achieved_ratio`` and exact ``objective``.
 
-``chains_at(run, keep_ratio)`` is the one way to read the chain any run leaves at a keep ratio.
+``chains_at(run, keep_ratio)`` is the one way to read the chain any run leaves at a keep ratio,
+from a deletion order or from compressed text alike.
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ import pandas as pd
 from .errors import RunError
 from .ops import n_to_delete
 
-EXAMPLES, TOKENS, FEATURES, CATEGORIES = "examples", "tokens", "features", "categories"
+EXAMPLES, TOKENS, FEATURES, CATEGORIES, TEXTS = "examples", "tokens", "features", "categories", "texts"
 KEYS = ("example_id", "position")
-MAKERS = {EXAMPLES: "prune", TOKENS: "prune", FEATURES: "features", CATEGORIES: "annotate"}
+MAKERS = {EXAMPLES: "prune", TOKENS: "prune", FEATURES: "features", CATEGORIES: "annotate", TEXTS: "prune"}
 ANALYSIS = "analysis"  # RUN/analysis/ holds the analysis tables
 
 ATTENTION_FAMILIES = ("attn_answer", "attn_later", "attn_next", "attn_to_prompt")
@@ -91,6 +94,9 @@ HEADLINE_FEATURE = str(FeatureName("attn_answer", mean=True))  # attention from 
 def read_table(run: str | Path, table: str) -> pd.DataFrame:
     """``RUN/TABLE.parquet``, or a clear error naming the stage that makes it."""
     path = Path(run) / f"{table}.parquet"
+    if not path.exists() and table == TOKENS and (Path(run) / f"{TEXTS}.parquet").exists():
+        raise RunError(f"{run} holds compressed texts, not a deletion order: token-level stages (features, "
+                       "annotate, analyze, figures, view, agreement of orders) need a run of an ordering method")
     if not path.exists():
         raise RunError(f"{path} does not exist: run `prunelens {MAKERS.get(table, table)}` first")
     return pd.read_parquet(path)
@@ -144,12 +150,31 @@ def chains_at(run: str | Path, keep_ratio: float) -> pd.DataFrame:
     if not 0.0 <= keep_ratio <= 1.0:
         raise ValueError(f"keep ratio {keep_ratio} is not in [0, 1]")
     examples = read_table(run, EXAMPLES)
+    if (Path(run) / f"{TEXTS}.parquet").exists():
+        return _texts_at(run, examples, keep_ratio)
     tokens = read_table(run, TOKENS).sort_values(list(KEYS), kind="stable")
     kept = tokens[present_at(tokens, keep_ratio).to_numpy()]
     text = kept.groupby("example_id", sort=False)["token_text"].agg("".join)
     counts = kept.groupby("example_id", sort=False).size()
     out = examples[["example_id", "question", "answer"]].copy()
-    out.insert(2, "reasoning", out.example_id.map(text).fillna("").str.strip())
+    out.insert(2, "reasoning", out.example_id.map(text).astype("string").fillna("").str.strip())
     out["n_tokens"] = examples["n_reasoning"].to_numpy()
     out["n_kept"] = out.example_id.map(counts).fillna(0).astype(int)
     return out.reset_index(drop=True)
+
+
+def _texts_at(run: str | Path, examples: pd.DataFrame, keep_ratio: float) -> pd.DataFrame:
+    out = examples[["example_id", "question", "reasoning", "answer", "n_reasoning"]].rename(
+        columns={"n_reasoning": "n_tokens"})
+    if keep_ratio == 1.0:
+        return out.assign(n_kept=out.n_tokens).reset_index(drop=True)
+    texts = read_table(run, TEXTS)
+    at = texts[np.isclose(texts.keep_ratio, keep_ratio)].set_index("example_id")
+    missing = sorted(set(out.example_id) - set(at.index))
+    if missing:
+        have = sorted(set(texts.keep_ratio[texts.example_id == missing[0]]))
+        raise RunError(f"{missing[0]}: the run has no compressed chain at keep ratio {keep_ratio:g} "
+                       f"(it has {', '.join(f'{r:g}' for r in have) or 'none'})")
+    out["reasoning"] = out.example_id.map(at.reasoning)
+    out["n_kept"] = out.example_id.map(at.n_tokens).astype(int)
+    return out[["example_id", "question", "reasoning", "answer", "n_tokens", "n_kept"]].reset_index(drop=True)

@@ -2,7 +2,7 @@
 
 One module per job: ``config`` (every setting), ``registry`` (the method protocol and ``METHODS``),
 ``engine`` (exact objectives of candidate states), ``search`` (greedy and greedy-fast),
-``baselines`` (ordering baselines), ``learned`` (the pruner fitted on greedy runs), ``reference`` (the naive algorithm), ``stage`` (runs and
+``baselines`` (ordering baselines), ``learned`` (the pruner fitted on greedy runs), ``texts`` (methods that write new text), ``reference`` (the naive algorithm), ``stage`` (runs and
 tables). Importing this package does not import torch; the engine loads it when first used.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import baselines, learned, search  # noqa: F401  (register the methods)
+from . import baselines, learned, search, texts  # noqa: F401  (register the methods)
 from .config import OBJECTIVES, PruneConfig
-from .registry import METHODS, Method, Ranking, register
+from .registry import METHODS, Method, Ranking, TextMethod, register, writes_text
 
 if TYPE_CHECKING:
     from .engine import Engine, State
@@ -23,7 +23,7 @@ _LAZY = {"Engine": "engine", "State": "engine", "NaiveReference": "reference", "
          "prune": "stage", "prune_examples": "stage", "result_tables": "stage"}
 
 __all__ = ["METHODS", "OBJECTIVES", "Engine", "Method", "NaiveReference", "PruneConfig", "PruneResult",
-           "Ranking", "State", "prune", "prune_examples", "register", "result_tables"]
+           "Ranking", "State", "TextMethod", "prune", "prune_examples", "register", "result_tables", "writes_text"]
 
 
 def __getattr__(name: str):

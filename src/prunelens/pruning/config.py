@@ -9,7 +9,8 @@ OBJECTIVES = ("reason-answer", "answer")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 TRAJECTORIES = ("grid", "full")
 RESOURCE_SETTINGS = ("max_batch", "memory_gib")  # change speed, not results: a resumed run may change them
-METHOD_SETTINGS = ("fast_share", "fast_refresh", "fast_neighbours", "trajectory", "pruner", "segment_tokens")  # recorded only for the methods that use them
+METHOD_SETTINGS = ("fast_share", "fast_refresh", "fast_neighbours", "trajectory", "pruner", "segment_tokens",
+                   "compressed", "rewriter")  # recorded only for the methods that use them
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ class PruneConfig:
     only an order (the baselines) has its states scored at every 0.05 of keep ratio and at its last
     state (``grid``, NaN between) or after every deletion (``full``); searches always record all.
     ``pruner``: the ``learned`` method's pruner directory (None: the one that ships for the model);
-    ``segment_tokens``: ``llmlingua``'s segment length in tokens.
+    ``segment_tokens``: ``llmlingua``'s segment length in tokens; ``compressed``: ``import``'s
+    JSONL file; ``rewriter``: ``rewrite``'s model (None: the pruner itself).
     """
 
     method: str = "greedy"
@@ -38,6 +40,8 @@ class PruneConfig:
     trajectory: str = "grid"
     pruner: str | None = None
     segment_tokens: int = 20
+    compressed: str | None = None
+    rewriter: str | None = None
 
     def __post_init__(self) -> None:
         from .registry import METHODS
@@ -60,8 +64,11 @@ class PruneConfig:
             raise ValueError(f"unknown trajectory {self.trajectory!r}: use one of {', '.join(TRAJECTORIES)}")
         if self.segment_tokens < 1:
             raise ValueError(f"segment_tokens {self.segment_tokens} is not a positive number of tokens")
-        if self.pruner is not None and self.method != "learned":
-            raise ValueError(f"a pruner is for --method learned, not {self.method}")
+        for setting, method in (("pruner", "learned"), ("compressed", "import"), ("rewriter", "rewrite")):
+            if getattr(self, setting) is not None and self.method != method:
+                raise ValueError(f"{setting} is for --method {method}, not {self.method}")
+        if self.method == "import" and self.compressed is None:
+            raise ValueError("--method import needs --compressed FILE (JSONL: id, keep_ratio, reasoning)")
         if self.dtype not in DTYPES:
             raise ValueError(f"unknown dtype {self.dtype!r}: use one of {', '.join(DTYPES)}")
 

@@ -2,12 +2,13 @@
 
 A method ranks the reasoning tokens of one laid-out example. Search methods (``search``) return
 the exact objective trajectory they measured; ordering baselines (``baselines``) return an order
-and the stage scores its states with the engine, so every method's trajectory is exact.
+and the stage scores its states with the engine, so every method's trajectory is exact. Text
+methods (``texts``) return compressed reasoning per keep ratio instead, scored exactly too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -36,10 +37,29 @@ class Method(Protocol):
         """Delete ``n_delete`` tokens of ``layout``; call ``progress(k)`` as k more are ranked."""
 
 
-METHODS: dict[str, Method] = {}
+class TextMethod(Protocol):
+    """A method that writes new text (``texts``) instead of a deletion order."""
+
+    name: str
+    help: str
+    settings: tuple[str, ...]
+
+    def prepare(self, model, examples: Sequence, config: PruneConfig) -> None:
+        """Check the examples against the method's inputs before any is compressed."""
+
+    def compress(self, model, example, n: int, config: PruneConfig) -> dict[float, str]:
+        """Compressed reasoning of ``example`` (``n`` reasoning tokens) per keep ratio."""
 
 
-def register(method: Method) -> Method:
+METHODS: dict[str, Method | TextMethod] = {}
+
+
+def writes_text(method: Method | TextMethod) -> bool:
+    """Does ``method`` write compressed text (a ``TextMethod``) rather than a deletion order?"""
+    return hasattr(method, "compress")
+
+
+def register(method: Method | TextMethod) -> Method | TextMethod:
     """Add ``method`` to ``METHODS`` under its name (a second method of the same name is an error)."""
     if method.name in METHODS:
         raise ValueError(f"a pruning method named {method.name!r} is already registered")

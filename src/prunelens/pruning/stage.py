@@ -19,7 +19,7 @@ from ..layout import Layout, render
 from ..ops import n_to_delete, progress_bar, trajectory_grid
 from ..store import StageStore, shard_of
 from .config import RESOURCE_SETTINGS, PruneConfig
-from .registry import METHODS
+from .registry import METHODS, writes_text
 
 
 @dataclass
@@ -55,6 +55,8 @@ def prune(model, layout: Layout, config: PruneConfig | None = None, *, example_i
     from .engine import Engine
 
     config = _config(config, settings)
+    if writes_text(METHODS[config.method]):
+        raise ValueError(f"{config.method} writes compressed text, not an order: run it with prune_examples")
     start = time.perf_counter()
     engine = Engine(model, config.objective, config.max_batch, config.memory_gib)
     n = len(layout.reasoning_ids)
@@ -74,19 +76,25 @@ def prune(model, layout: Layout, config: PruneConfig | None = None, *, example_i
                        tokens_needed=engine.useful, seconds=time.perf_counter() - start)
 
 
+def _example_row(example, layout: Layout, model_name: str, config: PruneConfig, order: list[int],
+                 trajectory: list[float], processed: int, needed: int, seconds: float) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "example_id": example.id, "question": example.question, "reasoning": example.reasoning,
+        "answer": example.answer, "content_hash": example.content_hash, "model": model_name, "method": config.method,
+        "objective": config.objective, "keep_ratio": config.keep_ratio, "seed": config.seed,
+        "n_reasoning": len(layout.reasoning_ids), "prompt_ids": layout.prompt_ids,
+        "reasoning_ids": layout.reasoning_ids, "post_ids": layout.post_ids, "order": order,
+        "objective_trajectory": trajectory, "tokens_processed": processed, "tokens_needed": needed,
+        "seconds": seconds,
+    }])
+
+
 def result_tables(example, layout: Layout, result: PruneResult, model_name: str,
                   config: PruneConfig) -> dict[str, pd.DataFrame]:
     """One ``examples`` row and the ``tokens`` rows (one per reasoning token) for a pruned example."""
     n = result.n
-    examples = pd.DataFrame([{
-        "example_id": example.id, "question": example.question, "reasoning": example.reasoning,
-        "answer": example.answer, "content_hash": example.content_hash, "model": model_name, "method": config.method, "objective": config.objective,
-        "keep_ratio": config.keep_ratio, "seed": config.seed, "n_reasoning": n,
-        "prompt_ids": layout.prompt_ids, "reasoning_ids": layout.reasoning_ids, "post_ids": layout.post_ids,
-        "order": result.order, "objective_trajectory": result.trajectory,
-        "tokens_processed": result.tokens_processed, "tokens_needed": result.tokens_needed,
-        "seconds": result.seconds,
-    }])
+    examples = _example_row(example, layout, model_name, config, result.order, result.trajectory,
+                            result.tokens_processed, result.tokens_needed, result.seconds)
     before = result.trajectory[0]
     tokens = pd.DataFrame({
         "example_id": example.id,
@@ -104,6 +112,41 @@ def result_tables(example, layout: Layout, result: PruneResult, model_name: str,
     return {"examples": examples, "tokens": tokens}
 
 
+def text_tables(model, example, layout: Layout, config: PruneConfig) -> dict[str, pd.DataFrame]:
+    """One ``examples`` row and the ``texts`` rows (one per keep ratio) of a text method's example.
+
+    Each compressed chain is laid out like any chain and scored exactly; its objective goes into
+    the trajectory at the step of its keep ratio (NaN elsewhere), beside the whole chain's at step 0.
+    """
+    from dataclasses import replace
+
+    from .engine import Engine
+
+    start = time.perf_counter()
+    engine = Engine(model, config.objective, config.max_batch, config.memory_gib)
+    n = len(layout.reasoning_ids)
+
+    def objective(lay: Layout) -> float:
+        return engine.objective_of(engine.state(lay.ids, len(lay.prompt_ids), len(lay.post_ids)))
+
+    trajectory = [float("nan")] * (n + 1)
+    trajectory[0] = objective(layout)
+    rows = []
+    for ratio, text in sorted(METHODS[config.method].compress(model, example, n, config).items(), reverse=True):
+        if text.strip():
+            compressed = render(replace(example, reasoning=text), model.tokenizer, model.max_length)
+            k, value = len(compressed.reasoning_ids), objective(compressed)
+        else:  # nothing left: no chain to score
+            k, value = 0, float("nan")
+        if n_to_delete(n, ratio) > 0:
+            trajectory[n_to_delete(n, ratio)] = value
+        rows.append({"example_id": example.id, "keep_ratio": ratio, "reasoning": text, "n_tokens": k,
+                     "achieved_ratio": k / n, "objective": value})
+    examples = _example_row(example, layout, model.name, config, [], trajectory, engine.tokens, engine.useful,
+                            time.perf_counter() - start)
+    return {"examples": examples, "texts": pd.DataFrame(rows)}
+
+
 def run_config(model, config: PruneConfig) -> dict:
     """What ``prune.json`` records: the whole config, the model and the dtype it ran in."""
     return {**config.recorded(), "model": model.name, "dtype": str(model.dtype).removeprefix("torch.")}
@@ -112,7 +155,7 @@ def run_config(model, config: PruneConfig) -> dict:
 def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConfig | None = None, *,
                    shard: str | None = None, skip_bad: bool = False, show_progress: bool = True,
                    data: str | None = None, **settings) -> dict[str, object]:
-    """Prune ``examples`` into ``out``/{examples,tokens}.parquet, resuming finished examples.
+    """Prune ``examples`` into ``out``/{examples,tokens}.parquet (text methods: {examples,texts}), resuming.
 
     ``data`` names the source (recorded; a re-run with another source is refused). A finished
     example whose text differs from the one given under its id is refused too, never resumed.
@@ -121,8 +164,10 @@ def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConf
     Bad examples (too long, empty) stop the run with LayoutError, or are skipped with ``skip_bad``.
     """
     config = _config(config, settings)
+    method = METHODS[config.method]
+    text = writes_text(method)
     mine = shard_of(examples, shard)
-    store = StageStore(out, "prune", ("tokens", "examples"))
+    store = StageStore(out, "prune", ("texts" if text else "tokens", "examples"))
     store.check_config({**run_config(model, config), "data": data}, ignore=RESOURCE_SETTINGS)
     hashes = store.finished_column("content_hash")
     for example in mine:
@@ -142,8 +187,14 @@ def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConf
                 raise
             summary["skipped"].append(str(err))
     todo = [e for e in todo if e.id in layouts]
+    if text:
+        method.prepare(model, examples, config)
     for example in progress_bar(todo, desc=f"prune {config.method}", unit="ex", disable=not show_progress):
         layout = layouts[example.id]
+        if text:
+            store.write(example.id, text_tables(model, example, layout, config))
+            summary["done"] += 1
+            continue
         steps = progress_bar(total=n_to_delete(len(layout.reasoning_ids), config.keep_ratio), desc=example.id,
                      unit="tok", leave=False, disable=not show_progress)
         result = prune(model, layout, config, example_id=example.id, progress=steps.update)
