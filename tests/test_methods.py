@@ -188,3 +188,28 @@ def test_rewrite_on_a_tiny_model_makes_a_run_downstream_stages_read(tiny_model, 
     n = read_table(run, "examples").set_index("example_id").n_reasoning
     assert (texts.n_tokens <= (texts.keep_ratio * texts.example_id.map(n)).round().clip(lower=1)).all()
     assert len(chains_at(run, 0.5)) == 2
+
+
+def test_agree_gives_a_text_run_its_normalised_objective(tiny_model, short_chains, tmp_path):
+    """(text - random) / (greedy - random) at keep 0.5, from the stored objectives by hand."""
+    from prunelens.cli import main
+    from prunelens.ops import n_to_delete
+    from prunelens.schema import read_table
+
+    chains = short_chains[:3]
+    path = _write_compressed(tmp_path / "c.jsonl", [{"id": e.id, "keep_ratio": 0.5, "reasoning": e.reasoning[: len(e.reasoning) // 2]}
+                                                  for e in chains])
+    runs = {m: tmp_path / m for m in ("greedy", "random", "import")}
+    for method, run in runs.items():
+        prune_examples(tiny_model, chains, run, method=method, show_progress=False,
+                       **({"compressed": str(path)} if method == "import" else {}))
+    assert main(["agree", str(runs["greedy"]), str(runs["import"]), "--random", str(runs["random"]),
+                 "--out", str(tmp_path / "agree.csv")]) == 0
+    table = pd.read_csv(tmp_path / "agree.csv").set_index("example_id")
+    texts = read_table(runs["import"], "texts").set_index("example_id").objective
+    at = {m: read_table(runs[m], "examples").set_index("example_id") for m in ("greedy", "random")}
+    for e in chains:
+        k = n_to_delete(at["greedy"].loc[e.id, "n_reasoning"], 0.5)
+        g, r = (at[m].loc[e.id, "objective_trajectory"][k] for m in ("greedy", "random"))
+        assert table.loc[e.id, "normalised@0.5"] == pytest.approx((texts[e.id] - r) / (g - r))
+    assert main(["agree", str(runs["greedy"]), str(runs["import"])]) == 2  # no order to agree on

@@ -184,18 +184,24 @@ def cmd_analyze(args) -> None:
 
 def cmd_agree(args) -> None:
     from .analysis import normalised_objective, order_agreement
-    from .schema import EXAMPLES, TOKENS, read_table
+    from .schema import EXAMPLES, TOKENS, is_text_run, read_table
     from .store import write_text
 
-    table = order_agreement(read_table(args.run, TOKENS), read_table(args.other, TOKENS))
-    if args.random:
-        normalised = normalised_objective(read_table(args.other, EXAMPLES), read_table(args.run, EXAMPLES),
-                                          read_table(args.random, EXAMPLES))
-        table = table.merge(normalised, on="example_id", how="left")
+    if is_text_run(args.other) and not args.random:
+        raise ValueError(f"{args.other} holds compressed texts, no order to agree on: give --random RUN "
+                         "for the normalised objective")
+    normalised = normalised_objective(read_table(args.other, EXAMPLES), read_table(args.run, EXAMPLES),
+                                      read_table(args.random, EXAMPLES)) if args.random else None
+    if is_text_run(args.other):
+        table = normalised
+    else:
+        table = order_agreement(read_table(args.run, TOKENS), read_table(args.other, TOKENS))
+        if normalised is not None:
+            table = table.merge(normalised, on="example_id", how="left")
     if args.out:
         print(f"agreement -> {write_text(table.to_csv(index=False), Path(args.out))}")
     print(f"{len(table)} shared examples; means:")
-    for column in table.columns[2:]:
+    for column in [c for c in table.columns if c not in ("example_id", "n_reasoning")]:
         print(f"  {column}: {table[column].mean():.3f}")
 
 

@@ -91,10 +91,15 @@ def feature_names(columns) -> list[FeatureName]:
 HEADLINE_FEATURE = str(FeatureName("attn_answer", mean=True))  # attention from the answer, all layers and heads
 
 
+def is_text_run(run: str | Path) -> bool:
+    """Does ``run`` hold compressed texts (a text method's run) rather than a deletion order?"""
+    return (Path(run) / f"{TEXTS}.parquet").exists()
+
+
 def read_table(run: str | Path, table: str) -> pd.DataFrame:
     """``RUN/TABLE.parquet``, or a clear error naming the stage that makes it."""
     path = Path(run) / f"{table}.parquet"
-    if not path.exists() and table == TOKENS and (Path(run) / f"{TEXTS}.parquet").exists():
+    if not path.exists() and table == TOKENS and is_text_run(run):
         raise RunError(f"{run} holds compressed texts, not a deletion order: token-level stages (features, "
                        "annotate, analyze, figures, view, agreement of orders) need a run of an ordering method")
     if not path.exists():
@@ -150,7 +155,7 @@ def chains_at(run: str | Path, keep_ratio: float) -> pd.DataFrame:
     if not 0.0 <= keep_ratio <= 1.0:
         raise ValueError(f"keep ratio {keep_ratio} is not in [0, 1]")
     examples = read_table(run, EXAMPLES)
-    if (Path(run) / f"{TEXTS}.parquet").exists():
+    if is_text_run(run):
         return _texts_at(run, examples, keep_ratio)
     tokens = read_table(run, TOKENS).sort_values(list(KEYS), kind="stable")
     kept = tokens[present_at(tokens, keep_ratio).to_numpy()]
