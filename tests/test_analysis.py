@@ -11,6 +11,7 @@ from prunelens.analysis import analyze, category_survival, headline, normalised_
 from prunelens.categories import annotate_run
 from prunelens.features import features_run
 from prunelens.figures import make_figures
+from prunelens.errors import RunError
 from prunelens.ops import n_to_delete
 from prunelens.pruning import prune_examples
 from prunelens.schema import FeatureName, chains_at, feature_names, load_tokens, present_at, reaches
@@ -274,8 +275,6 @@ def _hand_run(root, deleted):
 
 
 def test_chains_at_by_hand(tmp_path):
-    from prunelens.errors import RunError
-
     run = _hand_run(tmp_path / "full", [3, 1, 2, 4])
     at = {r: chains_at(run, r).iloc[0] for r in (1.0, 0.75, 0.5, 0.25, 0.0)}
     assert at[1.0].reasoning == "5 - 2 = 3" and at[1.0].n_kept == 4 and at[1.0].n_tokens == 4
@@ -304,3 +303,33 @@ def test_chains_at_decodes_what_the_pruner_scored(full_run, tiny_model):
 
 def test_categories_record_their_annotator(full_run):
     assert set(pd.read_parquet(full_run["greedy"] / "categories.parquet").annotator) == {"rules-v3"}
+
+
+def test_dynamic_scores_equal_the_naive_reference_at_each_keep_ratio(full_run, tiny_model):
+    """Each candidate's post-deletion objective at keep r is a full forward pass over the chain greedy
+    leaves at r with that token deleted too; features are those of that pruned chain."""
+    from prunelens.analysis import dynamic_regression
+    from prunelens.dynamic import dynamic_run
+    from prunelens.features import sequence_features
+    from prunelens.layout import Layout
+    from prunelens.pruning import NaiveReference
+
+    table = pd.read_parquet(dynamic_run(tiny_model, full_run["greedy"], keeps=(1.0, 0.5), show_progress=False))
+    examples = pd.read_parquet(full_run["greedy"] / "examples.parquet")
+    naive = NaiveReference(tiny_model)
+    for row in examples.head(2).itertuples():
+        n = row.n_reasoning
+        for keep in (1.0, 0.5):
+            kept = sorted(set(range(n)) - set(row.order[: n_to_delete(n, keep)]))
+            rows = table[(table.example_id == row.example_id) & (table.keep_ratio == keep)]
+            assert rows.position.tolist() == kept
+            layout = Layout(list(row.prompt_ids), list(row.reasoning_ids), list(row.post_ids), [(0, 0)] * n)
+            expected = naive.candidate_scores(layout, kept)
+            assert np.abs(rows.post_objective.to_numpy() - np.array(expected)).max() < 1e-5
+            ids = list(row.prompt_ids) + [row.reasoning_ids[j] for j in kept] + list(row.post_ids)
+            attention = sequence_features(tiny_model, ids, len(row.prompt_ids), len(kept), families=("attn",))
+            assert np.allclose(rows["attn_answer.L1.H2"], attention["attn_answer.L1.H2"])
+    result = dynamic_regression(table, models=("ridge",))
+    assert set(result.keep_ratio) == {"pooled", "1", "0.5"} and result.pearson.notna().all()
+    with pytest.raises(RunError, match="dynamic importance follows exact greedy"):
+        dynamic_run(tiny_model, full_run["random"], show_progress=False)

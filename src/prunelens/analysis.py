@@ -17,7 +17,7 @@ from scipy import stats
 
 from .categories import LABELS
 from .ops import n_to_delete, progress_bar
-from .schema import (ANALYSIS, EXAMPLES, HEADLINE_FEATURE, FeatureName, feature_names, load_tokens, present_at,
+from .schema import (ANALYSIS, DYNAMIC, EXAMPLES, HEADLINE_FEATURE, FeatureName, feature_names, load_tokens, present_at,
                      reaches, read_table)
 from .store import natural_key, write_table, write_text
 
@@ -53,8 +53,13 @@ def estimators(kind: str):
     # Boosting sees 20% of the (hundreds of) features per split and stops early: minutes, not hours.
     boost = dict(max_iter=100, learning_rate=0.1, max_features=0.2, early_stopping=True, random_state=0)
     if kind == "regression":
+        from sklearn.neural_network import MLPRegressor
+
+        # mlp: the published predictor's shape, a 2-layer MLP on attention features
         return {"ridge": lambda: make_pipeline(StandardScaler(), Ridge(alpha=10.0)),
-                "boosting": lambda: HistGradientBoostingRegressor(**boost)}
+                "boosting": lambda: HistGradientBoostingRegressor(**boost),
+                "mlp": lambda: make_pipeline(StandardScaler(), MLPRegressor(
+                    hidden_layer_sizes=(256, 256), alpha=1e-3, early_stopping=True, max_iter=300, random_state=0))}
     return {"logistic": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
             "boosting": lambda: HistGradientBoostingClassifier(**boost)}
 
@@ -185,6 +190,35 @@ def drop_regression(tokens: pd.DataFrame, models: Sequence[str] = ("ridge", "boo
                 rows.append({"target": target, "feature_set": name, "model": model_name, "pearson": _pearson(y, pred),
                              "spearman": _spearman(y, pred),
                              "r2": 1 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2),
+                             "published_pearson": PUBLISHED_PEARSON})
+    return pd.DataFrame(rows)
+
+
+def dynamic_regression(dynamic: pd.DataFrame, models: Sequence[str] = ("ridge", "boosting", "mlp")) -> pd.DataFrame:
+    """Predict each candidate's post-deletion objective (and its drop) at every keep ratio of a
+    ``dynamic`` table from the attention features of the current, already pruned chain.
+
+    Out of fold, folds grouped by chain. Pearson r ``pooled`` over all keep ratios and within each
+    (``keep_ratio``), and ``within_chain``: the mean r within one chain at one keep ratio (what
+    ranking needs: between-chain differences in likelihood do not help choose a deletion).
+    """
+    frame = dynamic.dropna(subset=["post_objective"]).reset_index(drop=True)
+    cols = feature_sets(frame.columns).get("attention")
+    if not cols:
+        raise ValueError("the dynamic table has no attention features")
+    x, groups = frame[cols].to_numpy(float), frame["example_id"].to_numpy()
+    cells = list(frame.groupby(["example_id", "keep_ratio"]).indices.values())
+    rows = []
+    for target in ("post_objective", "drop"):
+        y = frame[target].to_numpy(float)
+        for name in models:
+            pred = cross_predict(estimators("regression")[name], x, y, groups)
+            within = np.array([_pearson(y[idx], pred[idx]) for idx in cells])
+            parts = [("pooled", np.arange(len(y)))] + [(f"{k:g}", idx) for k, idx in frame.groupby("keep_ratio").indices.items()]
+            for keep, idx in parts:
+                rows.append({"target": target, "model": name, "keep_ratio": keep, "rows": len(idx),
+                             "pearson": _pearson(y[idx], pred[idx]), "spearman": _spearman(y[idx], pred[idx]),
+                             "within_chain_pearson": float(np.nanmean(within)) if keep == "pooled" else np.nan,
                              "published_pearson": PUBLISHED_PEARSON})
     return pd.DataFrame(rows)
 
@@ -345,6 +379,7 @@ def analyze(run: str | Path, out: str | Path | None = None, show_progress: bool 
     ``linear_only`` skips gradient boosting (ridge and logistic regression only): a quicker look.
     """
     tokens = load_tokens(run)
+    dynamic = Path(run) / f"{DYNAMIC}.parquet"
     start = read_table(run, EXAMPLES).set_index("example_id").objective_trajectory.map(lambda t: float(t[0]))
     out = Path(out) if out else Path(run) / ANALYSIS
     has_features = HEADLINE_FEATURE in tokens
@@ -362,6 +397,9 @@ def analyze(run: str | Path, out: str | Path | None = None, show_progress: bool 
                  ("category_rank", lambda: category_rank(tokens))]
     if has_features and has_categories:
         jobs.append(("category_classifier", lambda: category_classifier(tokens)))
+    if dynamic.exists():
+        models = ("ridge",) if linear_only else ("ridge", "boosting", "mlp")
+        jobs.append(("dynamic_regression", lambda: dynamic_regression(pd.read_parquet(dynamic), models)))
     if not jobs:
         raise ValueError(f"{run} has neither features nor categories: run `prunelens features` and `prunelens annotate`")
     tables: dict[str, pd.DataFrame] = {}
@@ -394,6 +432,11 @@ def headline(tables: dict[str, pd.DataFrame]) -> dict[str, float]:
             hit = reg[(reg.feature_set == "attention") & (reg.model == model)]
             if len(hit):
                 out[f"attention->rank spearman ({model})"] = float(hit.spearman.iloc[0])
+    if "dynamic_regression" in tables:
+        dyn = tables["dynamic_regression"]
+        hit = dyn[(dyn.target == "post_objective") & (dyn.keep_ratio == "pooled")]
+        if len(hit):
+            out["attention->post-deletion objective pearson (every step, best)"] = float(hit.pearson.max())
     if "drop_regression" in tables and "pearson" in tables["drop_regression"]:
         best = tables["drop_regression"]
         for target, label in (("drop", "first-step drop"), ("post_objective", "post-deletion objective")):

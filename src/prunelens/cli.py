@@ -147,6 +147,20 @@ def cmd_fit_pruner(args) -> None:
           f"{pruner.model} -> {args.out}")
 
 
+def cmd_dynamic(args) -> None:
+    from .dynamic import dynamic_run
+    from .models import load_model
+    from .schema import EXAMPLES, read_table
+
+    keeps = [float(x) for x in args.keeps.split(",")]
+    if not all(0 < k <= 1 for k in keeps):
+        raise ValueError(f"--keeps {args.keeps}: keep ratios must be in (0, 1]")
+    methods = set(read_table(args.run, EXAMPLES).method)  # before the model loads
+    if methods != {"greedy"}:
+        raise RunError(f"{args.run} was made with {sorted(methods)}: dynamic importance follows exact greedy's states")
+    print(f"dynamic -> {dynamic_run(load_model(args.model, args.device), args.run, keeps)}")
+
+
 def cmd_features(args) -> None:
     from .features import features_run
     from .models import load_model
@@ -309,6 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at-keep", default=None,
                    help="comma-separated keep ratios: also compute features on the pruned chain at each")
     p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("dynamic", help="score every remaining token of an exact greedy run at several keep ratios")
+    p.add_argument("run", help="run directory made by `prunelens prune --method greedy`")
+    _model_arg(p)
+    p.add_argument("--keeps", default="1,0.75,0.5,0.25", help="comma-separated keep ratios (default: 1,0.75,0.5,0.25)")
+    p.set_defaults(func=cmd_dynamic)
 
     p = sub.add_parser("annotate", help="label every reasoning token with one of six functional categories")
     p.add_argument("run", nargs="?", help="run directory made by `prunelens prune` (or use --data/--out)")

@@ -10,7 +10,9 @@ A run directory holds tidy Parquet tables joined on ``KEYS = (example_id, positi
 - ``features`` (from ``features``): one column per feature, named by ``FeatureName``;
 - ``categories`` (from ``annotate``): ``category`` and the ``annotator`` that made it;
 - ``texts`` (from ``prune`` with a text method, instead of ``tokens``): one row per chain and keep
-  ratio: the compressed ``reasoning``, its ``n_tokens``, ``achieved_ratio`` and exact ``objective``.
+  ratio: the compressed ``reasoning``, its ``n_tokens``, ``achieved_ratio`` and exact ``objective``;
+- ``dynamic`` (from ``dynamic``): one row per chain, keep ratio and remaining token of an exact
+  greedy run: the objective after deleting the token alone there, and attention features then.
 
 ``chains_at(run, keep_ratio)`` is the one way to read the chain any run leaves at a keep ratio,
 from a deletion order or from compressed text alike.
@@ -29,8 +31,10 @@ from .errors import RunError
 from .ops import n_to_delete
 
 EXAMPLES, TOKENS, FEATURES, CATEGORIES, TEXTS = "examples", "tokens", "features", "categories", "texts"
+DYNAMIC = "dynamic"
 KEYS = ("example_id", "position")
-MAKERS = {EXAMPLES: "prune", TOKENS: "prune", FEATURES: "features", CATEGORIES: "annotate", TEXTS: "prune"}
+MAKERS = {EXAMPLES: "prune", TOKENS: "prune", FEATURES: "features", CATEGORIES: "annotate", TEXTS: "prune",
+          DYNAMIC: "dynamic"}
 ANALYSIS = "analysis"  # RUN/analysis/ holds the analysis tables
 
 ATTENTION_FAMILIES = ("attn_answer", "attn_later", "attn_next", "attn_to_prompt")
