@@ -72,21 +72,26 @@ def tile_spans(offsets) -> list[tuple[int, int]]:
     return spans
 
 
-def render(example: Example, tokenizer, max_length: int | None = None) -> Layout:
-    """Lay out ``example`` for ``tokenizer`` (see module docstring); raises LayoutError on bad input."""
-    if not example.reasoning.strip():
+def render(example: Example, tokenizer, max_length: int | None = None, empty_ok: bool = False) -> Layout:
+    """Lay out ``example`` for ``tokenizer`` (see module docstring); raises LayoutError on bad input.
+
+    ``empty_ok``: an empty reasoning is laid out as no reasoning tokens (a student's answer-only
+    training chain) instead of an error.
+    """
+    if not example.reasoning.strip() and not empty_ok:
         raise LayoutError(f"example {example.id}: empty reasoning")
     if not example.answer.strip():
         raise LayoutError(f"example {example.id}: empty answer")
     prompt, end = _template_parts(tokenizer, example.question)
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    enc = tokenizer(example.reasoning, add_special_tokens=False, return_offsets_mapping=True)
+    enc = tokenizer(example.reasoning, add_special_tokens=False, return_offsets_mapping=True) if example.reasoning \
+        else {"input_ids": [], "offset_mapping": []}
     post_ids = tokenizer(ANSWER_PREFIX + example.answer + end, add_special_tokens=False)["input_ids"]
     answer_ids = tokenizer(example.answer.strip(), add_special_tokens=False)["input_ids"]
     if not answer_ids:
         raise LayoutError(f"example {example.id}: the answer tokenises into nothing")
     layout = Layout(prompt_ids, list(enc["input_ids"]), post_ids, tile_spans(enc["offset_mapping"]), example.reasoning)
-    if not layout.reasoning_ids:
+    if not layout.reasoning_ids and not empty_ok:
         raise LayoutError(f"example {example.id}: the reasoning tokenises into nothing")
     if max_length is not None and len(layout) > max_length:
         raise LayoutError(
