@@ -115,3 +115,36 @@ def test_a_killed_training_resumes_from_its_checkpoint(tiny_model, runs, tmp_pat
 
     a, b = (load_file(tmp_path / d / FINAL / "model.safetensors") for d in ("whole", "killed"))
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)  # the same student as an unbroken run
+
+
+def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tmp_path):
+    """The whole stage on a tiny student: every condition and the base model evaluated on a held-out set,
+    paired against greedy, and a second call redoes nothing."""
+    from prunelens.cli import main
+    from prunelens.distill import distill
+
+    held = tmp_path / "held.jsonl"
+    held.write_text("".join(json.dumps({"id": e.id, "question": e.question, "reasoning": e.reasoning,
+                                        "answer": e.answer}) + "\n" for e in short_chains[:7]))
+    config = _config(tiny_model, eval_sets=(EvalSet("held", f"jsonl:{held}", limit=5),))
+    out = tmp_path / "distill"
+    tables = distill({"greedy": runs["greedy"], "random": runs["random"]}, out, config, show_progress=False)
+    results = tables["results"]
+    assert sorted(results.method) == ["answer-only", "base", "full", "greedy", "random"]
+    assert (results.n_eval == 3).all()  # 7 problems, 4 of them in the training sets
+    assert results.ci_low.le(results.accuracy).all() and results.accuracy.le(results.ci_high).all()
+    trained = results[results.method != "base"].set_index("method")
+    assert trained.loc["answer-only", "mean_train_reasoning_tokens"] == 0
+    assert trained.loc["full", "mean_train_reasoning_tokens"] > trained.loc["greedy", "mean_train_reasoning_tokens"] > 0
+    assert (trained.kl_drift > 0).all() and results.set_index("method").loc["base", "kl_drift"] == 0
+    assert set(tables["pairs"].method) == {"answer-only", "full", "random"}
+    assert set(tables["pairs"].reference) == {"greedy"}
+    gens = pd.read_parquet(out / "generations" / "greedy-s0.held.parquet")
+    assert set(gens.example_id) == {e.id for e in short_chains[4:7]}
+    for name in ("results.csv", "pairs.csv", "accuracy_vs_tokens.png"):
+        assert (out / name).exists()
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")}
+    distill({"greedy": runs["greedy"], "random": runs["random"]}, out, config, show_progress=False)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")} == stamps  # nothing redone
+    assert main(["distill", "--run", "greedy=" + str(runs["greedy"]), "--eval", f"held=jsonl:{held}",
+                 "--epochs", "3", "--out", str(out), "--student", str(tiny_model.path)]) == 2  # other settings

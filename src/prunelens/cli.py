@@ -161,6 +161,37 @@ def cmd_dynamic(args) -> None:
     print(f"dynamic -> {dynamic_run(load_model(args.model, args.device), args.run, keeps)}")
 
 
+def _pairs(values: Sequence[str], what: str) -> dict[str, str]:
+    out = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name or not rest:
+            raise ValueError(f"{what} {value!r} is not NAME=VALUE")
+        if name in out:
+            raise ValueError(f"{what} name {name!r} is given twice")
+        out[name] = rest
+    return out
+
+
+def cmd_distill(args) -> None:
+    from .distill import DistillConfig, EvalSet, distill
+
+    evals = []
+    for name, spec in _pairs(args.eval, "--eval").items():
+        source, _, style = spec.partition("@")
+        evals.append(EvalSet(name, source, style or "chat", args.eval_limit, args.seed))
+    config = DistillConfig(keep_ratio=args.keep_ratio, student=args.student, lora=args.lora, epochs=args.epochs,
+                           learning_rate=args.lr, batch_size=args.batch_size,
+                           seeds=tuple(int(s) for s in args.seeds.split(",")), train_limit=args.train_limit,
+                           max_new_tokens=args.max_new_tokens, eval_sets=tuple(evals))
+    _out_dir(args.out)
+    tables = distill(_pairs(args.run, "--run"), args.out, config)
+    print(f"distill -> {args.out}/results.csv, {args.out}/pairs.csv")
+    for row in tables["results"].itertuples():
+        print(f"  {row.method:<12} seed {row.seed!s:<4} {row.eval_set:<8} accuracy {row.accuracy:.3f} "
+              f"[{row.ci_low:.3f}, {row.ci_high:.3f}]  train tokens {row.mean_train_reasoning_tokens:.1f}")
+
+
 def cmd_features(args) -> None:
     from .features import features_run
     from .models import load_model
@@ -329,6 +360,25 @@ def build_parser() -> argparse.ArgumentParser:
     _model_arg(p)
     p.add_argument("--keeps", default="1,0.75,0.5,0.25", help="comma-separated keep ratios (default: 1,0.75,0.5,0.25)")
     p.set_defaults(func=cmd_dynamic)
+
+    p = sub.add_parser("distill", help="train students on each run's chains at a keep ratio and evaluate them")
+    p.add_argument("--run", action="append", required=True, metavar="NAME=RUN",
+                   help="a condition: its name and run directory (repeat; controls full and answer-only are added)")
+    p.add_argument("--eval", action="append", required=True, metavar="NAME=SOURCE[@STYLE]",
+                   help="an eval set: gsm-symbolic, gsm8k:PATH or jsonl:PATH; style chat (default), instruct or plain")
+    p.add_argument("--keep-ratio", type=float, default=0.5, help="the chain each run keeps (default 0.5)")
+    p.add_argument("--student", default=DEFAULT_MODEL, help="embedded name, Hugging Face id or local directory")
+    p.add_argument("--lora", action="store_true", help="train LoRA adapters instead of every weight")
+    p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--lr", type=float, default=5e-5, help="learning rate")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seeds", default="0", help="comma-separated seeds: one student per condition and seed")
+    p.add_argument("--seed", type=int, default=0, help="seed of generated eval sets")
+    p.add_argument("--train-limit", type=int, default=None, help="at most this many shared problems per training set")
+    p.add_argument("--eval-limit", type=int, default=500, help="problems per eval set")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--out", required=True, help="output directory (re-running the command resumes it)")
+    p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("annotate", help="label every reasoning token with one of six functional categories")
     p.add_argument("run", nargs="?", help="run directory made by `prunelens prune` (or use --data/--out)")

@@ -24,7 +24,7 @@ from .errors import RunError  # noqa: E402
 from .schema import ANALYSIS, EXAMPLES, HEADLINE_FEATURE, feature_names, load_tokens, read_table  # noqa: E402
 
 
-def _save(fig, out: Path, name: str) -> list[Path]:
+def save_figure(fig, out: Path, name: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.{ext}" for ext in ("png", "pdf")]
     for path in paths:
@@ -204,17 +204,34 @@ def make_figures(run: str | Path, out: str | Path, compare: Sequence[str | Path]
         trajectories.append((f"{ex.method.iloc[0]} ({other.name})", ex))
         if (other / ANALYSIS / "category_survival.csv").exists():
             survivals.append((_chains(ex), _analysis(other, "category_survival")))
-    paths += _save(trajectory_figure(trajectories), out, "trajectory")
-    paths += _save(position_figure(tokens, title), out, "position_vs_step")
+    paths += save_figure(trajectory_figure(trajectories), out, "trajectory")
+    paths += save_figure(position_figure(tokens, title), out, "position_vs_step")
     if "category" in tokens:
         survival = _analysis(run, "category_survival")
-        paths += _save(survival_figure(survival, title), out, "category_survival")
+        paths += save_figure(survival_figure(survival, title), out, "category_survival")
         if survivals:
-            paths += _save(methods_figure([(_chains(examples), survival)] + survivals), out,
+            paths += save_figure(methods_figure([(_chains(examples), survival)] + survivals), out,
                            "category_survival_by_method")
-        paths += _save(rank_figure(tokens, title), out, "rank_by_category")
-        paths += _save(example_figure(tokens, examples.example_id.iloc[0]), out, "example_chain")
+        paths += save_figure(rank_figure(tokens, title), out, "rank_by_category")
+        paths += save_figure(example_figure(tokens, examples.example_id.iloc[0]), out, "example_chain")
     if HEADLINE_FEATURE in tokens:
-        paths += _save(heatmap_figure(tokens, title), out, "attention_heatmap")
-        paths += _save(predicted_figure(_analysis(run, "rank_predictions", "parquet"), title), out, "predicted_vs_actual")
+        paths += save_figure(heatmap_figure(tokens, title), out, "attention_heatmap")
+        paths += save_figure(predicted_figure(_analysis(run, "rank_predictions", "parquet"), title), out, "predicted_vs_actual")
     return paths
+
+
+def distill_figure(results: pd.DataFrame):
+    """Student accuracy (Wilson 95% interval) against mean reasoning tokens of its training chains:
+    one panel per eval set, one point per method and seed."""
+    sets = list(dict.fromkeys(results.eval_set))
+    fig, axes = plt.subplots(1, len(sets), figsize=(5.2 * len(sets), 4.2), squeeze=False)
+    for ax, eval_set in zip(axes[0], sets):
+        rows = results[results.eval_set == eval_set]
+        for i, (method, group) in enumerate(rows.groupby("method", sort=False)):
+            ax.errorbar(group.mean_train_reasoning_tokens, group.accuracy,
+                        yerr=[group.accuracy - group.ci_low, group.ci_high - group.accuracy],
+                        fmt="o", capsize=3, color=f"C{i % 10}", label=method)
+        ax.set(xlabel="mean reasoning tokens of the training chains", ylabel="accuracy (95% Wilson interval)",
+               title=f"Students on {eval_set}")
+        ax.legend(fontsize=8)
+    return fig

@@ -42,7 +42,7 @@ class Layout:
         return len(self.prompt_ids) + len(self.reasoning_ids) + len(self.post_ids)
 
 
-def _template_parts(tokenizer, question: str) -> tuple[str, str]:
+def template_parts(tokenizer, question: str) -> tuple[str, str]:
     """(prompt text up to the assistant header, end-of-turn text after the assistant's message)."""
     messages = [{"role": "user", "content": question}]
     if getattr(tokenizer, "chat_template", None):
@@ -82,7 +82,7 @@ def render(example: Example, tokenizer, max_length: int | None = None, empty_ok:
         raise LayoutError(f"example {example.id}: empty reasoning")
     if not example.answer.strip():
         raise LayoutError(f"example {example.id}: empty answer")
-    prompt, end = _template_parts(tokenizer, example.question)
+    prompt, end = template_parts(tokenizer, example.question)
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     enc = tokenizer(example.reasoning, add_special_tokens=False, return_offsets_mapping=True) if example.reasoning \
         else {"input_ids": [], "offset_mapping": []}
@@ -101,7 +101,7 @@ def render(example: Example, tokenizer, max_length: int | None = None, empty_ok:
 
 def render_text(example: Example, tokenizer) -> str:
     """The text whose tokens ``render`` returns: prompt + reasoning + answer line + end of turn."""
-    prompt, end = _template_parts(tokenizer, example.question)
+    prompt, end = template_parts(tokenizer, example.question)
     return prompt + example.reasoning + ANSWER_PREFIX + example.answer + end
 
 

@@ -3,7 +3,7 @@
 A run directory holds tidy Parquet tables joined on ``KEYS = (example_id, position)``:
 
 - ``examples`` (from ``prune``): one row per chain: texts, token ids, the deletion ``order`` and
-  the ``objective_trajectory``, the method's settings;
+  the ``objective_trajectory``, the method's settings, ``seconds`` (``rank_seconds`` of them ranking);
 - ``tokens`` (from ``prune``): one row per reasoning token: ``token_id``, ``token_text``,
   ``char_start``/``char_end`` in the reasoning, ``deleted_step`` (1..N, null if kept), ``rank_norm``,
   ``drop_first`` (greedy methods only);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 
 STYLES = ("chat", "instruct", "plain")  # prompt styles of evaluation (distill.evaluate.generate)
@@ -71,5 +72,5 @@ class DistillConfig:
             raise ValueError(f"eval set names repeat: {names}")
 
     def recorded(self) -> dict:
-        """What a distillation run records in ``distill.json`` (compared on resume)."""
-        return asdict(self)
+        """What a distillation run records in ``distill.json`` (compared on resume), as JSON reads it back."""
+        return json.loads(json.dumps(asdict(self)))

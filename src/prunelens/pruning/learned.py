@@ -104,6 +104,7 @@ def fit_pruner(runs: Sequence[str | Path], models: Sequence[str] = ("ridge", "bo
 
     from ..analysis import cross_predict, estimators, feature_sets, per_example_spearman
     from ..schema import EXAMPLES, FEATURES, load_tokens, read_table
+    from ..store import natural_key
 
     frames, names = [], set()
     for run in map(Path, runs):
@@ -131,7 +132,8 @@ def fit_pruner(runs: Sequence[str | Path], models: Sequence[str] = ("ridge", "bo
         cv[name] = {"chain_spearman": float(np.nanmean(per_example_spearman(frame, pred, "rank_norm")))}
     chosen = max(cv, key=lambda name: cv[name]["chain_spearman"])
     info = {"chosen": chosen, "cv": cv, "runs": [str(r) for r in runs], "chains": int(frame.example_id.nunique()),
-            "tokens": len(frame), "target": "rank_norm (exact greedy)"}
+            "tokens": len(frame), "target": "rank_norm (exact greedy)",
+            "example_ids": sorted(set(frame.example_id), key=natural_key)}
     return Pruner(makers[chosen]().fit(x, y), columns, names.pop(), info)
 
 

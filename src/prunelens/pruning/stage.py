@@ -33,6 +33,7 @@ class PruneResult:
     tokens_processed: int = 0  # token slots passed through the model (padding included)
     tokens_needed: int = 0  # the engine's lower bound for the same work
     seconds: float = 0.0
+    rank_seconds: float = 0.0  # of ``seconds``, the ranking alone (a baseline's trajectory is scored after)
 
     @property
     def n(self) -> int:
@@ -62,6 +63,7 @@ def prune(model, layout: Layout, config: PruneConfig | None = None, *, example_i
     n = len(layout.reasoning_ids)
     n_delete = n_to_delete(n, config.keep_ratio)
     ranking = METHODS[config.method].rank(engine, layout, config, n_delete, example_id, progress or (lambda k: None))
+    ranked = time.perf_counter() - start
     trajectory = ranking.trajectory
     if trajectory is None:
         if progress:
@@ -73,11 +75,12 @@ def prune(model, layout: Layout, config: PruneConfig | None = None, *, example_i
         deleted_step[position] = step
     return PruneResult(order=ranking.order, deleted_step=deleted_step, trajectory=trajectory,
                        first_scores=ranking.first_scores, tokens_processed=engine.tokens,
-                       tokens_needed=engine.useful, seconds=time.perf_counter() - start)
+                       tokens_needed=engine.useful, seconds=time.perf_counter() - start, rank_seconds=ranked)
 
 
 def _example_row(example, layout: Layout, model_name: str, config: PruneConfig, order: list[int],
-                 trajectory: list[float], processed: int, needed: int, seconds: float) -> pd.DataFrame:
+                 trajectory: list[float], processed: int, needed: int, seconds: float,
+                 rank_seconds: float) -> pd.DataFrame:
     return pd.DataFrame([{
         "example_id": example.id, "question": example.question, "reasoning": example.reasoning,
         "answer": example.answer, "content_hash": example.content_hash, "model": model_name, "method": config.method,
@@ -85,7 +88,7 @@ def _example_row(example, layout: Layout, model_name: str, config: PruneConfig, 
         "n_reasoning": len(layout.reasoning_ids), "prompt_ids": layout.prompt_ids,
         "reasoning_ids": layout.reasoning_ids, "post_ids": layout.post_ids, "order": order,
         "objective_trajectory": trajectory, "tokens_processed": processed, "tokens_needed": needed,
-        "seconds": seconds,
+        "seconds": seconds, "rank_seconds": rank_seconds,
     }])
 
 
@@ -94,7 +97,7 @@ def result_tables(example, layout: Layout, result: PruneResult, model_name: str,
     """One ``examples`` row and the ``tokens`` rows (one per reasoning token) for a pruned example."""
     n = result.n
     examples = _example_row(example, layout, model_name, config, result.order, result.trajectory,
-                            result.tokens_processed, result.tokens_needed, result.seconds)
+                            result.tokens_processed, result.tokens_needed, result.seconds, result.rank_seconds)
     before = result.trajectory[0]
     tokens = pd.DataFrame({
         "example_id": example.id,
@@ -129,10 +132,12 @@ def text_tables(model, example, layout: Layout, config: PruneConfig) -> dict[str
     def objective(lay: Layout) -> float:
         return engine.objective_of(engine.state(lay.ids, len(lay.prompt_ids), len(lay.post_ids)))
 
+    texts = METHODS[config.method].compress(model, example, n, config)
+    ranked = time.perf_counter() - start
     trajectory = [float("nan")] * (n + 1)
     trajectory[0] = objective(layout)
     rows = []
-    for ratio, text in sorted(METHODS[config.method].compress(model, example, n, config).items(), reverse=True):
+    for ratio, text in sorted(texts.items(), reverse=True):
         if text.strip():
             compressed = render(replace(example, reasoning=text), model.tokenizer, model.max_length)
             k, value = len(compressed.reasoning_ids), objective(compressed)
@@ -143,7 +148,7 @@ def text_tables(model, example, layout: Layout, config: PruneConfig) -> dict[str
         rows.append({"example_id": example.id, "keep_ratio": ratio, "reasoning": text, "n_tokens": k,
                      "achieved_ratio": k / n, "objective": value})
     examples = _example_row(example, layout, model.name, config, [], trajectory, engine.tokens, engine.useful,
-                            time.perf_counter() - start)
+                            time.perf_counter() - start, ranked)
     return {"examples": examples, "texts": pd.DataFrame(rows)}
 
 

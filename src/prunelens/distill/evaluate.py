@@ -1,0 +1,217 @@
+"""How well a student solves problems, how it writes, and how far it moved from its base model.
+
+- **Answers.** ``extract_answer`` reads the number on the last line that starts with ``Answer:``
+  (the line every training chain ends with, ``layout.ANSWER_PREFIX``; the last number on that
+  line). Fallback, when there is no such line or no number on it: the last number anywhere in the
+  text, so a student that never learnt the answer line is still scored, at the risk of credit for
+  a number it merely mentioned last. Numbers are normalised: sign kept, ``$`` and thousands commas
+  dropped, trailing zeros of decimals and a trailing period dropped (``"$1,200.00"`` -> ``"1200"``).
+  ``answers_match`` compares numbers by value; a non-numeric gold answer is compared as text.
+- **Accuracy intervals.** Wilson score interval of ``correct`` out of ``n`` (scipy).
+- **Paired comparison.** Exact McNemar test: of the problems exactly one of two models solves,
+  a two-sided binomial test that each is as likely to be the one (scipy).
+- **Hedging.** Occurrences of the phrases of ``HEDGES`` per 100 generated tokens. The lexicon
+  holds hedges of uncertainty (``maybe``, ``perhaps``, ``i think``, ``it seems``, ``might`` ...) and
+  self-checks or second thoughts (``wait``, ``hmm``, ``let me check``, ``verify``, ``actually``,
+  ``alternatively`` ...). A phrase counts as whole words, case-insensitively (``waiter`` holds no
+  ``wait``), whitespace inside it may be any run of spaces or newlines, and overlapping phrases
+  count once (``let me verify`` is one hedge, not two).
+- **Drift.** Mean per-token KL(base || student) of next-token distributions, teacher-forced on
+  held-out (question, reply) pairs laid out as in training (chat template of the question, the
+  reply, the end-of-turn text), over the reply's tokens only.
+
+Generation (``generate``) is greedy, batched with left padding, in one of three prompt styles:
+``chat`` (the training prompt), ``instruct`` (the chat template around an instruction, out of
+distribution) and ``plain`` (no template).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from decimal import Decimal
+
+from ..layout import template_parts
+from .config import STYLES
+
+INSTRUCT_PREFIX = "Solve the problem step by step and end with a line 'Answer: <number>'.\n\n"
+
+_ANSWER = r"^[ \t*#]*answer[ \t]*:"  # a line starting with "Answer:" (markdown "**Answer:**" too)
+ANSWER_LINE = re.compile(rf"{_ANSWER}(?P<rest>.*)$(?![\s\S]*{_ANSWER})", re.IGNORECASE | re.MULTILINE)
+# a number: a sign (not after a word, so "3-5" holds no -5), "$", digits with thousands commas, decimals
+NUMBER = re.compile(r"(?P<sign>(?<![\w.])[-+])?\$?(?P<int>\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?P<frac>\.\d+)?")
+
+HEDGES: tuple[str, ...] = (
+    # uncertainty
+    "maybe", "perhaps", "probably", "possibly", "i think", "i believe", "i guess", "not sure",
+    "it seems", "seems", "might",
+    # self-checks and second thoughts
+    "wait", "hmm", "let me check", "let me verify", "let me double-check", "let's check", "let's verify",
+    "double-check", "double check", "to verify", "verify", "check:", "actually", "alternatively",
+)
+_HEDGE = re.compile(
+    r"(?<!\w)(?:" + "|".join(re.escape(h).replace(r"\ ", r"\s+") for h in sorted(HEDGES, key=len, reverse=True))
+    + r")(?!\w)", re.IGNORECASE)
+
+
+def _normalise(match: re.Match) -> str:
+    frac = (match["frac"] or "").rstrip("0").rstrip(".")
+    return ("-" if match["sign"] == "-" else "") + match["int"].replace(",", "") + frac
+
+
+def _as_number(text: str) -> str | None:
+    """``text`` normalised when it is one number (a trailing period allowed), else None."""
+    match = NUMBER.fullmatch(text.strip().removesuffix("."))
+    return _normalise(match) if match else None
+
+
+def extract_answer(text: str) -> str | None:
+    """The (normalised) number a model's output answers with; see the module docstring."""
+    line = ANSWER_LINE.search(text)
+    numbers = list(NUMBER.finditer(line["rest"])) if line else []
+    numbers = numbers or list(NUMBER.finditer(text))
+    return _normalise(numbers[-1]) if numbers else None
+
+
+def answers_match(predicted: str | None, gold: str) -> bool:
+    """Whether ``predicted`` equals ``gold``: by value for numbers, as stripped text otherwise."""
+    if predicted is None:
+        return False
+    expected = _as_number(gold)
+    if expected is None:
+        return predicted.strip() == gold.strip()
+    got = _as_number(predicted)
+    return got is not None and Decimal(got) == Decimal(expected)
+
+
+def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of the accuracy ``correct / n``; (nan, nan) when ``n`` is 0."""
+    if n == 0:
+        return math.nan, math.nan
+    from scipy.stats import binomtest
+
+    ci = binomtest(correct, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def mcnemar_exact(a: Sequence[bool], b: Sequence[bool]) -> dict:
+    """Exact two-sided McNemar test of paired correctness ``a`` and ``b`` (same problems, same order).
+
+    Returns ``{"n", "a_only", "b_only", "p_value"}``; ``p_value`` is 1.0 without discordant pairs.
+    """
+    if len(a) != len(b):
+        raise ValueError(f"paired results differ in length: {len(a)} and {len(b)}")
+    a_only = sum(bool(x) and not bool(y) for x, y in zip(a, b))
+    b_only = sum(bool(y) and not bool(x) for x, y in zip(a, b))
+    if a_only + b_only == 0:
+        return {"n": len(a), "a_only": 0, "b_only": 0, "p_value": 1.0}
+    from scipy.stats import binomtest
+
+    return {"n": len(a), "a_only": a_only, "b_only": b_only,
+            "p_value": float(binomtest(a_only, a_only + b_only, 0.5).pvalue)}
+
+
+def hedge_count(text: str) -> int:
+    """How many phrases of ``HEDGES`` ``text`` holds (whole words, case-insensitive, no overlaps)."""
+    return len(_HEDGE.findall(text.replace("\u2019", "'")))
+
+
+def hedge_rate(texts: Sequence[str], n_tokens: Sequence[int]) -> float:
+    """Hedges per 100 tokens over all ``texts`` (``n_tokens`` each); nan when there are no tokens."""
+    if len(texts) != len(n_tokens):
+        raise ValueError(f"{len(texts)} texts but {len(n_tokens)} token counts")
+    total = sum(n_tokens)
+    return 100 * sum(hedge_count(t) for t in texts) / total if total else math.nan
+
+
+def _prompt(tokenizer, question: str, style: str) -> str:
+    if style == "chat":
+        return template_parts(tokenizer, question)[0]
+    if style == "instruct":
+        return template_parts(tokenizer, INSTRUCT_PREFIX + question)[0]
+    if style == "plain":
+        return f"Question: {question}\nReasoning: "
+    raise ValueError(f"unknown prompt style {style!r}: use one of {', '.join(STYLES)}")
+
+
+def _stop_ids(tokenizer) -> list[int]:
+    """The eos id, and the template's end-of-turn token: the first token after a reply, if special."""
+    first = tokenizer(template_parts(tokenizer, "")[1], add_special_tokens=False)["input_ids"][:1]
+    special = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder)
+    return sorted({i for i in [tokenizer.eos_token_id, *first] if i is not None and i in special})
+
+
+def generate(model, questions: Sequence[str], max_new_tokens: int = 256, batch_size: int = 16,
+             style: str = "chat", show_progress: bool = True) -> list[dict]:
+    """Greedy answers to ``questions``: ``{"text", "n_tokens"}`` each, in order.
+
+    ``text`` is the generation without special tokens; ``n_tokens`` counts generated tokens up to
+    and including the first stop token (eos or end of turn), or all of them when none came.
+    """
+    import torch
+
+    from ..ops import progress_bar
+
+    tokenizer = model.tokenizer
+    prompts = [_prompt(tokenizer, q, style) for q in questions]
+    stops = _stop_ids(tokenizer)
+    side, pad = tokenizer.padding_side, tokenizer.pad_token
+    tokenizer.padding_side = "left"
+    if pad is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    outputs = []
+    try:
+        for start in progress_bar(range(0, len(prompts), batch_size), desc="generate", unit="batch",
+                                  disable=not show_progress):
+            batch = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True,
+                              add_special_tokens=False).to(model.device)
+            with torch.inference_mode():
+                ids = model.hf.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
+                                        eos_token_id=stops, pad_token_id=tokenizer.pad_token_id)
+            for row in ids[:, batch["input_ids"].shape[1]:].tolist():
+                n = next((i + 1 for i, t in enumerate(row) if t in stops), len(row))
+                outputs.append({"text": tokenizer.decode(row[:n], skip_special_tokens=True), "n_tokens": n})
+    finally:
+        tokenizer.padding_side, tokenizer.pad_token = side, pad
+    return outputs
+
+
+def _chat_ids(tokenizer, question: str, reply: str) -> tuple[list[int], int]:
+    """Token ids of ``question`` and ``reply`` laid out as in training, and how many are the prompt's."""
+    prompt, end = template_parts(tokenizer, question)
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    return prompt_ids + tokenizer(reply + end, add_special_tokens=False)["input_ids"], len(prompt_ids)
+
+
+def kl_drift(base, student, texts: Sequence[tuple[str, str]], batch_size: int = 8) -> float:
+    """Mean KL(base || student) per reply token of held-out ``(question, reply)`` pairs; nan without any.
+
+    Both models read the ids of ``base.tokenizer``; log-softmax in float32.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    def log_probs(model, ids, mask, targets):
+        logits = model.hf(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits
+        return F.log_softmax(logits[targets.to(model.device)].float(), dim=-1)
+
+    tokenizer = base.tokenizer
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    total, count = 0.0, 0
+    for start in range(0, len(texts), batch_size):
+        rows = [_chat_ids(tokenizer, q, reply) for q, reply in texts[start:start + batch_size]]
+        width = max(len(ids) for ids, _ in rows)
+        ids = torch.full((len(rows), width), pad_id)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        targets = torch.zeros((len(rows), width), dtype=torch.bool)  # positions that predict a reply token
+        for i, (row, n_prompt) in enumerate(rows):
+            ids[i, :len(row)] = torch.tensor(row)
+            mask[i, :len(row)] = 1
+            targets[i, n_prompt - 1:len(row) - 1] = True
+        with torch.inference_mode():
+            p = log_probs(base, ids, mask, targets)
+            q = log_probs(student, ids, mask, targets).to(p.device)
+            total += F.kl_div(q, p, reduction="sum", log_target=True).item()
+        count += int(targets.sum())
+    return total / count if count else math.nan

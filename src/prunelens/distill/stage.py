@@ -1,0 +1,144 @@
+"""The distillation stage: a student per condition and seed, each evaluated on every eval set.
+
+``distill(runs, out, config)`` writes, resumably (a finished student, generation file or drift is
+never redone; a killed training resumes from its last checkpoint)::
+
+    OUT/distill.json                                the config and the runs (a resume must match)
+    OUT/train/CONDITION.parquet                     training sets (example_id, question, reasoning, answer)
+    OUT/students/CONDITION-sSEED/final/             trained students (safetensors)
+    OUT/students/CONDITION-sSEED/train.json         seconds, steps, final loss
+    OUT/students/CONDITION-sSEED/drift.json         KL drift from the base model
+    OUT/generations/CONDITION-sSEED.EVAL.parquet    per problem: text, n_tokens, predicted, gold, correct
+    OUT/results.csv, OUT/pairs.csv, OUT/accuracy_vs_tokens.{png,pdf}
+
+The untrained student is evaluated too, as condition ``base``. Paired tests (exact McNemar) set
+each condition beside the reference (``greedy`` when a run has that name, else the first run),
+same seed, same problems.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import RunError
+from ..ops import progress_bar
+from ..store import StageStore, write_table, write_text
+from .config import DistillConfig
+from .data import training_sets
+
+BASE = "base"
+
+
+def _eval_problems(config: DistillConfig, train_questions: set[str]) -> dict[str, list]:
+    """Each eval set's problems, with every problem a training set holds left out."""
+    from ..data import load_examples
+
+    out = {}
+    for spec in config.eval_sets:
+        pool = load_examples(spec.source, None if spec.source != "gsm-symbolic" else 2 * spec.limit, spec.seed)
+        kept = [e for e in pool if e.question not in train_questions][: spec.limit]
+        if not kept:
+            raise RunError(f"eval set {spec.name}: every problem of {spec.source} is in a training set")
+        out[spec.name] = kept
+    return out
+
+
+def _json(path: Path, make) -> dict:
+    if not path.exists():
+        write_text(json.dumps(make(), indent=1), path)
+    return json.loads(path.read_text())
+
+
+def distill(runs: Mapping[str, str | Path], out: str | Path, config: DistillConfig,
+            show_progress: bool = True) -> dict[str, pd.DataFrame]:
+    """Train and evaluate every condition (see the module docstring); returns results and pairs."""
+    from ..models import load_model
+    from .evaluate import answers_match, extract_answer, generate, hedge_rate, kl_drift
+    from .train import FINAL, is_trained, train_student
+
+    if not config.eval_sets:
+        raise ValueError("give at least one eval set")
+    out = Path(out)
+    sets = training_sets(runs, config.keep_ratio, config.train_limit)  # every run checked before any work
+    problems = _eval_problems(config, set(sets["full"].question))
+    store = StageStore(out, "distill", ())
+    store.check_config({**config.recorded(), "runs": {k: str(Path(v).resolve()) for k, v in runs.items()}})
+    for name, rows in sets.items():
+        if not (out / "train" / f"{name}.parquet").exists():
+            write_table(rows, out / "train" / f"{name}.parquet")
+    base = load_model(config.student)
+    tokens = {name: [len(base.tokenizer(r, add_special_tokens=False)["input_ids"]) if r else 0 for r in rows.reasoning]
+              for name, rows in sets.items()}
+    first = problems[config.eval_sets[0].name]
+    held_out = [(e.question, f"{e.reasoning}\nAnswer: {e.answer}") for e in first[: config.kl_texts]]
+    students = [(BASE, None)] + [(name, seed) for name in sets for seed in config.seeds]
+    rows = []
+    for name, seed in progress_bar(students, desc="students", unit="student", disable=not show_progress):
+        label = BASE if seed is None else f"{name}-s{seed}"
+        folder = out / "students" / label
+        if seed is None:
+            student, trained = base, {"seconds": 0.0}
+        else:
+            if not is_trained(folder):
+                write_text(json.dumps(train_student(sets[name], folder, config, seed, show_progress), indent=1),
+                           folder / "train.json")
+            trained = json.loads((folder / "train.json").read_text())
+            student = load_model(str(folder / FINAL))
+        drift = 0.0 if seed is None else _json(folder / "drift.json",
+                                               lambda: {"kl_drift": kl_drift(base, student, held_out)})["kl_drift"]
+        for spec in config.eval_sets:
+            path = out / "generations" / f"{label}.{spec.name}.parquet"
+            if not path.exists():
+                outputs = generate(student, [e.question for e in problems[spec.name]], config.max_new_tokens,
+                                   config.eval_batch, spec.style, show_progress=show_progress)
+                predicted = [extract_answer(o["text"]) for o in outputs]
+                write_table(pd.DataFrame({
+                    "example_id": [e.id for e in problems[spec.name]], "text": [o["text"] for o in outputs],
+                    "n_tokens": [o["n_tokens"] for o in outputs], "predicted": predicted,
+                    "gold": [e.answer for e in problems[spec.name]],
+                    "correct": [answers_match(p, e.answer) for p, e in zip(predicted, problems[spec.name])]}), path)
+            gens = pd.read_parquet(path)
+            train_rows = sets["full" if seed is None else name]
+            rows.append({"method": name, "seed": seed, "eval_set": spec.name, "gens": gens,
+                         "mean_train_reasoning_tokens": 0.0 if seed is None else float(pd.Series(tokens[name]).mean()),
+                         "train_hedge_rate": hedge_rate(list(train_rows.reasoning), tokens["full" if seed is None else name]),
+                         "kl_drift": drift, "train_seconds": trained["seconds"]})
+    results, pairs = _summaries(rows, next(iter(runs)) if "greedy" not in runs else "greedy")
+    write_text(results.to_csv(index=False), out / "results.csv")
+    write_text(pairs.to_csv(index=False), out / "pairs.csv")
+    from ..figures import distill_figure, save_figure
+
+    save_figure(distill_figure(results), out, "accuracy_vs_tokens")
+    return {"results": results, "pairs": pairs}
+
+
+def _summaries(rows: list[dict], reference: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from .evaluate import hedge_rate, mcnemar_exact, wilson_interval
+
+    results = []
+    for r in rows:
+        gens = r["gens"]
+        low, high = wilson_interval(int(gens.correct.sum()), len(gens))
+        results.append({"method": r["method"], "seed": r["seed"], "eval_set": r["eval_set"], "n_eval": len(gens),
+                        "accuracy": float(gens.correct.mean()), "ci_low": low, "ci_high": high,
+                        "mean_train_reasoning_tokens": r["mean_train_reasoning_tokens"],
+                        "mean_output_tokens": float(gens.n_tokens.mean()),
+                        "hedge_rate": hedge_rate(list(gens.text), list(gens.n_tokens)),
+                        "train_hedge_rate": r["train_hedge_rate"], "kl_drift": r["kl_drift"],
+                        "train_seconds": r["train_seconds"]})
+    by = {(r["method"], r["seed"], r["eval_set"]): r["gens"] for r in rows}
+    pairs = []
+    for (method, seed, eval_set), gens in by.items():
+        ref = by.get((reference, seed, eval_set))
+        if method == reference or ref is None:
+            continue
+        both = gens.merge(ref, on="example_id", suffixes=("", "_ref"))
+        test = mcnemar_exact(list(both.correct), list(both.correct_ref))
+        pairs.append({"method": method, "reference": reference, "seed": seed, "eval_set": eval_set,
+                      "accuracy": float(both.correct.mean()), "reference_accuracy": float(both.correct_ref.mean()),
+                      **test})
+    return pd.DataFrame(results), pd.DataFrame(pairs)
