@@ -45,3 +45,11 @@ def test_predictors_notebook_builds_the_run_it_needs(tiny_model, tmp_path):
     run = tmp_path / "fresh"
     book = execute("predictors.ipynb", {"PRUNELENS_NB_RUN": str(run), "PRUNELENS_NB_MODEL": str(tiny_model.path)})
     assert "attention: Spearman" in outputs(book)
+
+
+def test_distill_notebook_trains_and_evaluates(tiny_model, tmp_path):
+    book = execute("distill.ipynb", {"PRUNELENS_NB_MODEL": str(tiny_model.path), "PRUNELENS_NB_DIR": str(tmp_path),
+                                     "PRUNELENS_NB_CHAINS": "3", "PRUNELENS_NB_EVAL": "2"})
+    assert "3 chains pruned" in outputs(book) and "answer-only: ''" in outputs(book)
+    assert (tmp_path / "students" / "results.csv").exists()
+    assert any("image/png" in o.get("data", {}) for cell in book.cells for o in cell.get("outputs", []))
