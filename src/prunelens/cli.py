@@ -138,7 +138,7 @@ def cmd_fit_pruner(args) -> None:
     from .pruning.learned import fit_pruner
 
     _out_dir(args.out)
-    pruner = fit_pruner(args.runs)
+    pruner = fit_pruner(args.runs, limit=args.limit)
     pruner.save(args.out)
     info = pruner.info
     for name, cv in info["cv"].items():
@@ -344,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fit-pruner", help="fit a one-pass pruner on exact greedy runs that have features")
     p.add_argument("runs", nargs="+", help="run directories made by `prunelens prune --method greedy` + `features`")
+    p.add_argument("--limit", type=int, default=None,
+                   help="fit on the first N chains (by id) only; the rest stay held out for benchmarks")
     p.add_argument("--out", required=True, help="pruner directory to write (estimator.skops, pruner.json)")
     p.set_defaults(func=cmd_fit_pruner)
 

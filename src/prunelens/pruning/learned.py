@@ -97,8 +97,12 @@ def _cached(path: str) -> Pruner:
     return load_pruner(path)
 
 
-def fit_pruner(runs: Sequence[str | Path], models: Sequence[str] = ("ridge", "boosting")) -> Pruner:
-    """Fit a pruner on exact-greedy runs with features (see the module docstring)."""
+def fit_pruner(runs: Sequence[str | Path], models: Sequence[str] = ("ridge", "boosting"),
+               limit: int | None = None) -> Pruner:
+    """Fit a pruner on exact-greedy runs with features (see the module docstring).
+
+    ``limit``: fit on the first ``limit`` chains only (by id), leaving the rest held out.
+    """
     import numpy as np
     import pandas as pd
 
@@ -122,6 +126,11 @@ def fit_pruner(runs: Sequence[str | Path], models: Sequence[str] = ("ridge", "bo
     frame = pd.concat(frames, ignore_index=True)
     if frame.duplicated(["example_id", "position"]).any():
         raise RunError("the runs share example ids: give each chain once")
+    if limit is not None:
+        if limit < 2:
+            raise ValueError(f"limit {limit}: a pruner needs at least 2 chains (cross-validation by chain)")
+        chosen = sorted(set(frame.example_id), key=natural_key)[:limit]
+        frame = frame[frame.example_id.isin(chosen)]
     frame = frame.dropna(subset=["rank_norm"]).reset_index(drop=True)
     columns = feature_sets(frame.columns)["all"]
     x, y, groups = frame[columns].to_numpy(float), frame["rank_norm"].to_numpy(float), frame["example_id"].to_numpy()
