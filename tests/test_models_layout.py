@@ -78,3 +78,41 @@ def test_spans_tile_non_ascii_text_once(tiny_model):
     assert [t.strip() for t in texts if t.strip() in ("😀", "🍎")] == ["🍎", "😀", "😀"]
     assert all(b >= a for a, b in layout.spans)
     assert all(layout.spans[i][1] <= layout.spans[i + 1][0] for i in range(len(layout.spans) - 1))
+
+
+def test_a_cache_published_twice_keeps_the_first_and_raises_nothing(tmp_path):
+    """Two processes converting the embedded model at once: the second's rename finds the first's
+    finished cache, drops its own copy and goes on; a target that is not a cache is still an error."""
+    from prunelens.models import publish
+
+    target = tmp_path / "cache"
+    for name in ("first", "second"):
+        tmp = tmp_path / f".{name}"
+        tmp.mkdir()
+        (tmp / "config.json").write_text(name)
+        publish(tmp, target)
+        assert not tmp.exists()
+    assert (target / "config.json").read_text() == "first"
+    broken = tmp_path / "broken"
+    (broken / "half").mkdir(parents=True)
+    tmp = tmp_path / ".third"
+    tmp.mkdir()
+    (tmp / "config.json").write_text("third")
+    with pytest.raises(OSError):
+        publish(tmp, broken)
+
+
+def test_outputs_follow_the_umask_without_changing_it(tmp_path, monkeypatch):
+    import os
+
+    from prunelens.store import atomic_write
+
+    old = os.umask(0o027)
+    try:
+        monkeypatch.setattr(os, "umask", lambda mask: pytest.fail("atomic_write changed the process umask"))
+        path = atomic_write(tmp_path / "out.txt", lambda tmp: tmp.write_text("x"))
+    finally:
+        monkeypatch.undo()
+        os.umask(old)
+    assert path.read_text() == "x" and (path.stat().st_mode & 0o777) == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]  # no temporary file left

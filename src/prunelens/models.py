@@ -133,10 +133,21 @@ def _convert_embedded(name: str, target: Path) -> None:
     try:
         plain.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        tmp.rename(target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    publish(tmp, target)
+
+
+def publish(tmp: Path, target: Path) -> None:
+    """Move a finished cache directory into place in one rename. When another process got there
+    first (two shards converting at once), its cache is as good: ``tmp`` is dropped, no error."""
+    try:
+        tmp.rename(target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (target / "config.json").exists():
+            raise
 
 
 def resolve_model_path(name: str) -> Path | str:

@@ -12,7 +12,7 @@ import fcntl
 import json
 import os
 import re
-import tempfile
+import secrets
 import zlib
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
@@ -24,20 +24,15 @@ import pandas as pd
 from .errors import RunError  # noqa: F401  (re-exported: raised here, defined with the other user errors)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def atomic_write(path: Path, write) -> Path:
     """Call ``write(tmp_path)`` then rename onto ``path``: readers never see a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    # created like any new file, so the process's umask sets its mode (never changed here: other
+    # threads may be creating files)
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
         write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs follow the umask
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
