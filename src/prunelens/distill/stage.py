@@ -130,6 +130,7 @@ def _summaries(rows: list[dict], reference: str) -> tuple[pd.DataFrame, pd.DataF
                         "hedge_rate": hedge_rate(list(gens.text), list(gens.n_tokens)),
                         "train_hedge_rate": r["train_hedge_rate"], "kl_drift": r["kl_drift"],
                         "train_seconds": r["train_seconds"]})
+    results = pd.DataFrame(results).astype({"seed": "Int64"})  # the base model has no seed
     by = {(r["method"], r["seed"], r["eval_set"]): r["gens"] for r in rows}
     pairs = []
     for (method, seed, eval_set), gens in by.items():
@@ -141,4 +142,4 @@ def _summaries(rows: list[dict], reference: str) -> tuple[pd.DataFrame, pd.DataF
         pairs.append({"method": method, "reference": reference, "seed": seed, "eval_set": eval_set,
                       "accuracy": float(both.correct.mean()), "reference_accuracy": float(both.correct_ref.mean()),
                       **test})
-    return pd.DataFrame(results), pd.DataFrame(pairs)
+    return results, pd.DataFrame(pairs).astype({"seed": "Int64"}) if pairs else pd.DataFrame(pairs)
