@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import RunError
+from ..layout import ANSWER_PREFIX
 from ..ops import progress_bar
 from ..store import StageStore, write_table, write_text
 from .config import DistillConfig
@@ -74,7 +75,7 @@ def distill(runs: Mapping[str, str | Path], out: str | Path, config: DistillConf
     tokens = {name: [len(base.tokenizer(r, add_special_tokens=False)["input_ids"]) if r else 0 for r in rows.reasoning]
               for name, rows in sets.items()}
     first = problems[config.eval_sets[0].name]
-    held_out = [(e.question, f"{e.reasoning}\nAnswer: {e.answer}") for e in first[: config.kl_texts]]
+    held_out = [(e.question, e.reasoning + ANSWER_PREFIX + e.answer) for e in first[: config.kl_texts]]
     students = [(BASE, None)] + [(name, seed) for name in sets for seed in config.seeds]
     rows = []
     for name, seed in progress_bar(students, desc="students", unit="student", disable=not show_progress):

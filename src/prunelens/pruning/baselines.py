@@ -94,20 +94,16 @@ class LLMLingua:
     settings = ("segment_tokens", "trajectory")
 
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
-        import torch
-
         from ..analysis import HEADLINE_KEEP
-        from ..ops import n_to_delete, token_logprobs
+        from ..ops import n_to_delete
 
         target = config.keep_ratio or HEADLINE_KEEP
         reasoning, n, size = layout.reasoning_ids, len(layout.reasoning_ids), config.segment_tokens
         context, keys = list(layout.prompt_ids), {}
         for start in range(0, n, size):
             segment = range(start, min(start + size, n))
-            ids = torch.tensor([context + [reasoning[j] for j in segment]], device=engine.model.device)
-            with torch.inference_mode():
-                logits = engine.model.hf(ids).logits[0, len(context) - 1: -1]
-            info = (-token_logprobs(logits, ids[0, len(context):])).tolist()
+            state = engine.state(context + [reasoning[j] for j in segment], len(context), 0)
+            info = (-state.tlp[len(context):]).tolist()  # self-information, as the engine scores it
             ascending = sorted(segment, key=lambda j: info[j - start])
             dropped = n_to_delete(len(segment), target)
             for q, j in enumerate(ascending):
