@@ -10,7 +10,7 @@ from prunelens.data import Example
 from prunelens.layout import render
 from prunelens.ops import n_to_delete, pick, pruned_ids, token_logprobs, trajectory_grid
 from prunelens.pruning import METHODS, Engine, NaiveReference, PruneConfig, prune, prune_examples, writes_text
-from prunelens.store import RunError
+from prunelens.store import RunError, StageStore
 
 
 def test_pick_breaks_ties_by_earliest_position():
@@ -235,9 +235,9 @@ def test_prune_examples_writes_tables_and_resumes(tiny_model, short_chains, tmp_
     examples = short_chains[:4]
     out = tmp_path / "run"
     first = prune_examples(tiny_model, examples[:2], out, show_progress=False)
-    assert first == {"done": 2, "resumed": 0, "skipped": []}
+    assert first == {"done": 2, "resumed": 0, "skipped": [], "retried": 0, "merged": True}
     again = prune_examples(tiny_model, examples, out, show_progress=False, max_batch=2)  # resources may change
-    assert again == {"done": 2, "resumed": 2, "skipped": []}
+    assert again == {"done": 2, "resumed": 2, "skipped": [], "retried": 0, "merged": True}
     recorded = json.loads((out / "prune.json").read_text())
     assert recorded == {**PruneConfig().to_dict(), "model": tiny_model.name, "dtype": "float32", "data": None,
                         "fast_share": None, "fast_refresh": None, "fast_neighbours": None,
@@ -289,7 +289,9 @@ def test_shards_share_a_run_and_merge(tiny_model, short_chains, tmp_path):
     examples = short_chains[:5]
     out = tmp_path / "sharded"
     for shard in ("0/2", "1/2"):
-        prune_examples(tiny_model, examples, out, method="truncate", shard=shard, show_progress=False)
+        summary = prune_examples(tiny_model, examples, out, method="truncate", shard=shard, show_progress=False)
+        assert not summary["merged"] and not (out / "examples.parquet").exists()  # one merge, at the end
+    StageStore(out, "prune", ("tokens", "examples")).merge()
     ex = pd.read_parquet(out / "examples.parquet")
     assert sorted(ex.example_id) == sorted(e.id for e in examples)
 

@@ -7,9 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import DataError, LayoutError, ModelLoadError, RunError
-
-EXPECTED_ERRORS = (DataError, LayoutError, ModelLoadError, RunError, ValueError, FileNotFoundError)
+from .errors import USER_ERRORS, DataError, RunError
 
 
 DEFAULT_MODEL = "smollm2-135m"  # the embedded model (models.DEFAULT_MODEL; not imported: it needs no torch here)
@@ -34,25 +32,36 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
                         help="use only chains whose reasoning has at least this many tokens (then --limit)")
 
 
-def _load(args, dtype=None) -> tuple:
+def _examples(args) -> list:
+    """The examples of ``--data`` (before any model loads: bad input fails fast)."""
     from .data import load_examples
-    from .layout import select_short
-    from .models import load_model
 
     skipped: list[str] = []
     if args.max_tokens is not None and args.max_tokens < 1:
         raise ValueError(f"--max-tokens {args.max_tokens}: give a positive number of tokens")
-    filtered = args.max_tokens is not None or args.min_tokens
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit {args.limit}: give a positive number of examples")
     # generated data: make enough candidates to filter; files: read them all, then filter
-    pool = (10 * (args.limit or 100) if args.data == "gsm-symbolic" else None) if filtered else args.limit
-    examples = load_examples(args.data, pool, args.seed, args.skip_bad, skipped)  # before the model: fail fast
+    pool = (10 * (args.limit or 100) if args.data == "gsm-symbolic" else None) if _filtered(args) else args.limit
+    examples = load_examples(args.data, pool, args.seed, args.skip_bad, skipped)
     for message in skipped:
         print(f"skipped: {message}", file=sys.stderr)
     args.bad_lines = len(skipped)
-    model = load_model(args.model, args.device, dtype)
-    if filtered:
+    return examples
+
+
+def _filtered(args) -> bool:
+    return args.max_tokens is not None or bool(args.min_tokens)
+
+
+def _load(args, dtype=None, weights: bool = True, examples: list | None = None) -> tuple:
+    """The model of ``--model`` and the examples of ``--data`` (read first), filtered by length."""
+    from .layout import select_short
+    from .models import load_model
+
+    examples = _examples(args) if examples is None else examples
+    model = load_model(args.model, args.device, dtype, weights=weights)
+    if _filtered(args):
         examples = select_short(examples, model.tokenizer, args.max_tokens, args.limit, args.min_tokens)
         if not examples:
             raise DataError(f"no example of {args.data} has {args.min_tokens}..{args.max_tokens or 'any'} "
@@ -83,13 +92,34 @@ def _set_threads(args) -> None:
 
     import torch
 
-    threads = args.threads
-    if threads is None and args.shard:
-        threads = max(1, (os.cpu_count() or 1) // int(args.shard.split("/")[1]))
+    threads, shard = args.threads, getattr(args, "shard", None)
+    if threads is None and shard:
+        threads = max(1, (os.cpu_count() or 1) // int(shard.split("/")[1]))
     if threads is not None:
         if threads < 1:
             raise ValueError(f"--threads {threads} is not a positive number")
         torch.set_num_threads(threads)
+
+
+def _ray_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ray", default=None, metavar="ADDRESS",
+                        help="run the examples on a Ray cluster: local (start one here), auto or HOST:PORT "
+                             "(join a running one); the run directory must be on storage every node sees")
+    parser.add_argument("--ray-workers", type=int, default=None, metavar="N",
+                        help="with --ray: at most N workers (default: one per GPU, else per --threads CPUs)")
+
+
+def _ray(args):
+    """RayOptions from ``--ray`` (checked, Ray not imported), or None: workers get ``--threads`` CPUs each."""
+    if args.ray is None:
+        if args.ray_workers is not None:
+            raise ValueError("--ray-workers needs --ray ADDRESS")
+        return None
+    from .cluster import RayOptions
+
+    if getattr(args, "shard", None):
+        raise ValueError("--shard and --ray do not mix: the cluster hands out every example")
+    return RayOptions(args.ray, args.ray_workers, getattr(args, "threads", None) or 1, device=args.device)
 
 
 def cmd_info(args) -> None:
@@ -113,6 +143,7 @@ def cmd_prune(args) -> None:
                          trajectory="full" if args.full_trajectory else "grid", pruner=args.pruner,
                          segment_tokens=args.segment_tokens, compressed=args.compressed, rewriter=args.rewriter)
     shard_of([], args.shard)  # checked before the model loads
+    ray = _ray(args)
     if config.method == "learned":  # the pruner file too
         from .pruning.learned import load_pruner, shipped_pruner
 
@@ -122,16 +153,27 @@ def cmd_prune(args) -> None:
 
         read_compressed(config.compressed)
     _out_dir(args.out)
-    _set_threads(args)
-    model, examples = _load(args, config.torch_dtype(args.device or default_device()))
+    examples = _examples(args)
+    if ray is None:
+        _set_threads(args)
+        device = args.device or default_device()
+    else:  # the driver lays out and records; the workers load the weights
+        from .cluster import connect
+        from .models import resolve_model_path
+
+        resolve_model_path(args.model)  # a bad --model fails before the cluster starts
+        device = connect(ray)
+    model, examples = _load(args, config.torch_dtype(device), weights=ray is None, examples=examples)
     summary = prune_examples(model, examples, args.out, config, shard=args.shard, skip_bad=args.skip_bad,
-                             data=_source(args.data))
+                             data=_source(args.data), ray=ray)
     for message in summary["skipped"]:
         print(f"skipped: {message}", file=sys.stderr)
     skipped = args.bad_lines + len(summary["skipped"])  # bad data lines and examples that cannot be laid out
     table = "texts" if writes_text(METHODS[config.method]) else "tokens"
-    print(f"pruned {summary['done']} example(s), {summary['resumed']} already done, "
-          f"{skipped} skipped -> {args.out}/examples.parquet, {args.out}/{table}.parquet")
+    retried = f", {summary['retried']} handed out again after a worker died" if summary["retried"] else ""
+    print(f"pruned {summary['done']} example(s), {summary['resumed']} already done, {skipped} skipped{retried} -> "
+          + (f"{args.out}/examples.parquet, {args.out}/{table}.parquet" if summary["merged"] else
+             f"{args.out}/parts (shard {args.shard}: run `prunelens merge {args.out}` once every shard is done)"))
 
 
 def cmd_fit_pruner(args) -> None:
@@ -198,7 +240,19 @@ def cmd_features(args) -> None:
 
     layers = [int(x) for x in args.layers.split(",")] if args.layers else None
     at_keep = [float(x) for x in args.at_keep.split(",")] if args.at_keep else []
-    path = features_run(load_model(args.model, args.device), args.run, layers, at_keep)
+    ray = _ray(args)
+    if ray is None:
+        _set_threads(args)
+        model = load_model(args.model, args.device)
+    else:
+        from .cluster import connect
+        from .models import resolve_model_path
+        from .schema import EXAMPLES, read_table
+
+        read_table(args.run, EXAMPLES)  # a bad run or --model fails before the cluster starts
+        resolve_model_path(args.model)
+        model = load_model(args.model, connect(ray), weights=False)
+    path = features_run(model, args.run, layers, at_keep, ray=ray, skip_bad=args.skip_bad)
     print(f"features -> {path}")
 
 
@@ -316,7 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop when this share of reasoning tokens is left (0: rank them all)")
     p.add_argument("--shard", default=None, help="i/n: process every n-th example starting at i")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's own; with --shard i/n, the cores divided by n)")
+                   help="torch CPU threads (default: torch's own; with --shard i/n, the cores divided by n; "
+                        "with --ray: per worker, default 1)")
+    _ray_arg(p)
     defaults = PruneConfig()
     p.add_argument("--fast-share", type=float, default=defaults.fast_share,
                    help="greedy-fast: share of candidates re-scored per batch (at least 8)")
@@ -355,6 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", default=None, help="comma-separated layers (default: all)")
     p.add_argument("--at-keep", default=None,
                    help="comma-separated keep ratios: also compute features on the pruned chain at each")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (with --ray: per worker, default 1)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out examples that cannot be done (reporting them) instead of stopping")
+    _ray_arg(p)
     p.set_defaults(func=cmd_features)
 
     p = sub.add_parser("dynamic", help="score every remaining token of an exact greedy run at several keep ratios")
@@ -430,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="output directory")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("merge", help="join the finished parts of shards into the run's tables")
+    p = sub.add_parser("merge", help="join the finished parts of shards into the run's tables (once all are done)")
     p.add_argument("run", help="run directory")
     p.set_defaults(func=cmd_merge)
     return parser
@@ -441,7 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable = args.func
     try:
         func(args)
-    except EXPECTED_ERRORS as err:
+    except USER_ERRORS as err:
         print(f"prunelens {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -15,3 +15,8 @@ class ModelLoadError(RuntimeError):
 
 class RunError(RuntimeError):
     """A run directory is missing a table or was made with other settings."""
+
+
+# What ends as one line on the command line (and comes back from a Ray worker as that line); any
+# other exception is a bug and keeps its traceback.
+USER_ERRORS = (DataError, LayoutError, ModelLoadError, RunError, ValueError, FileNotFoundError)

@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import math
 import string
+import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -35,6 +38,9 @@ from .layout import Layout
 from .ops import n_to_delete, progress_bar, token_logprobs
 from .schema import EXAMPLES, FEATURES, HEADLINE_FEATURE, TOKENS, FeatureName, read_table
 from .store import StageStore
+
+if TYPE_CHECKING:
+    from .cluster import RayOptions
 
 MLP_THRESHOLD = 0.1
 FAMILIES = ("attn", "mlp", "resid")
@@ -163,9 +169,21 @@ def example_features(model, row: pd.Series, texts: Sequence[str], layers: Sequen
     return pd.concat([frame, pd.DataFrame(columns)], axis=1)
 
 
-def features_run(model, run: str | Path, layers: Sequence[int] | None = None,
-                 at_keep: Sequence[float] = (), show_progress: bool = True) -> Path:
-    """Write ``RUN/features.parquet`` for every pruned example of ``run`` (resumable)."""
+def _features_one(model, item: tuple, layers: Sequence[int] | None, at_keep: Sequence[float], run: Path) -> None:
+    """Features of one pruned example, written as its part (a Ray worker runs this too)."""
+    row, texts = item
+    StageStore(run, "features", (FEATURES,)).write(row.example_id, {
+        FEATURES: example_features(model, row, texts, layers, at_keep)})
+
+
+def features_run(model, run: str | Path, layers: Sequence[int] | None = None, at_keep: Sequence[float] = (),
+                 show_progress: bool = True, ray: RayOptions | None = None, skip_bad: bool = False) -> Path:
+    """Write ``RUN/features.parquet`` for every pruned example of ``run`` (resumable).
+
+    With ``ray``, the examples go to the workers of a Ray cluster (``model`` may be shape-only). An
+    example that cannot be done (``at_keep`` below what its run kept) stops the run, or with
+    ``skip_bad`` is left out and reported on stderr.
+    """
     examples = read_table(run, EXAMPLES)
     tokens = read_table(run, TOKENS)
     models = set(examples.model)
@@ -176,8 +194,23 @@ def features_run(model, run: str | Path, layers: Sequence[int] | None = None,
                         "at_keep": list(at_keep)})
     finished = store.done()
     texts = tokens.groupby("example_id", sort=False)["token_text"].apply(list)
-    todo = examples[~examples.example_id.isin(finished)]
-    for _, row in progress_bar(todo.iterrows(), total=len(todo), desc="features", unit="ex", disable=not show_progress):
-        frame = example_features(model, row, texts[row.example_id], layers, at_keep)
-        store.write(row.example_id, {FEATURES: frame})
+    todo = [(row.example_id, (row, texts[row.example_id]))
+            for _, row in examples[~examples.example_id.isin(finished)].iterrows()]
+    task = partial(_features_one, layers=layers, at_keep=list(at_keep), run=Path(run))
+    if ray is not None:
+        from .cluster import run_examples, spec_of
+
+        skipped = run_examples(ray, spec_of(model, ray), task, todo, skip_bad=skip_bad, desc="features",
+                               show_progress=show_progress)["skipped"]
+    else:
+        skipped = []
+        for _, item in progress_bar(todo, desc="features", unit="ex", disable=not show_progress):
+            try:
+                task(model, item)
+            except ValueError as err:
+                if not skip_bad:
+                    raise
+                skipped.append(str(err))
+    for message in skipped:
+        print(f"skipped: {message}", file=sys.stderr)
     return store.merge().get(FEATURES, Path(run) / f"{FEATURES}.parquet")

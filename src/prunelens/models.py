@@ -58,6 +58,11 @@ class PrunerModel:
         return next(self.hf.parameters()).dtype
 
     @property
+    def has_weights(self) -> bool:
+        """False for a shape-only model (``load_model(..., weights=False)``), which cannot run."""
+        return self.device.type != "meta"
+
+    @property
     def n_layers(self) -> int:
         return int(self.hf.config.num_hidden_layers)
 
@@ -169,15 +174,17 @@ def resolve_model_path(name: str) -> Path | str:
 
 
 def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: torch.dtype | None = None,
-               attention: str | None = None) -> PrunerModel:
+               attention: str | None = None, weights: bool = True) -> PrunerModel:
     """Load ``name`` (embedded short name, hub id or local directory) in eval mode.
 
     Device is CUDA when available, else CPU; dtype float32 on CPU, bfloat16 on CUDA unless given;
     attention ``eager`` on CPU, ``sdpa`` on CUDA unless given (features hook the TransformerLens
-    bridge, which computes its own patterns, so scoring may use either).
+    bridge, which computes its own patterns, so scoring may use either). ``weights=False`` gives
+    the tokenizer and the model's shape with no weights (on the meta device): what the driver of a
+    cluster run needs to lay out and record examples that its workers prune.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     device = device or default_device()
     dtype = dtype or (torch.float32 if device == "cpu" else torch.bfloat16)
@@ -185,6 +192,10 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: torc
     path = resolve_model_path(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
+        if not weights:
+            with torch.device("meta"):
+                hf = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path), dtype=dtype)
+            return PrunerModel(name=name, hf=hf.eval(), tokenizer=tokenizer, path=path)
         hf = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation=attention)
     except OSError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -1,21 +1,21 @@
 """Tidy Parquet tables of a run directory, written so that work resumes and nothing is half-written.
 
 A stage writes, for each finished example, one part file per table under ``RUN/parts/STAGE/``
-(temporary file, then rename). ``merge`` joins the parts into ``RUN/TABLE.parquet`` under a file
-lock, so shards of one run (``--shard i/n``) may share a directory. A re-run skips the examples
-whose parts exist: a killed run loses at most the example in flight.
+(temporary file, then rename), so shards of one run (``--shard i/n``) and the workers of a Ray
+cluster may write into one directory at once. ``merge`` joins the parts into ``RUN/TABLE.parquet``,
+once, by whoever ran every example (a plain run, a cluster's driver, or ``prunelens merge`` after
+the shards); each table is replaced whole, never seen half-written. A re-run skips the examples
+whose parts exist: a killed run loses at most the examples in flight.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
 import secrets
 import zlib
 from collections.abc import Iterable, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -121,32 +121,21 @@ class StageStore:
         for table in self.tables:
             write_table(frames[table], self.parts / f"{_safe(example_id)}.{table}.parquet")
 
-    @contextmanager
-    def _lock(self):
-        self.run.mkdir(parents=True, exist_ok=True)
-        with open(self.run / f".{self.stage}.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
     def merge(self) -> dict[str, Path]:
         """Join every finished part into ``RUN/TABLE.parquet`` (rows ordered by example id, position)."""
         done = self.done()
         written = {}
-        with self._lock():
-            for table in self.tables:
-                frames = [pd.read_parquet(path) for path in sorted(self.parts.glob(f"*.{table}.parquet"))]
-                frames = [f for f in frames if len(f) and f["example_id"].iloc[0] in done]
-                if not frames:
-                    continue
-                merged = pd.concat(frames, ignore_index=True)
-                rank = {eid: i for i, eid in enumerate(sorted(done, key=natural_key))}
-                merged.insert(0, "_rank", merged["example_id"].map(rank))
-                keys = ["_rank"] + (["position"] if "position" in merged else [])
-                merged = merged.sort_values(keys, kind="stable").drop(columns="_rank").reset_index(drop=True)
-                written[table] = write_table(merged, self.run / f"{table}.parquet")
+        for table in self.tables:
+            frames = [pd.read_parquet(path) for path in sorted(self.parts.glob(f"*.{table}.parquet"))]
+            frames = [f for f in frames if len(f) and f["example_id"].iloc[0] in done]
+            if not frames:
+                continue
+            merged = pd.concat(frames, ignore_index=True)
+            rank = {eid: i for i, eid in enumerate(sorted(done, key=natural_key))}
+            merged.insert(0, "_rank", merged["example_id"].map(rank))
+            keys = ["_rank"] + (["position"] if "position" in merged else [])
+            merged = merged.sort_values(keys, kind="stable").drop(columns="_rank").reset_index(drop=True)
+            written[table] = write_table(merged, self.run / f"{table}.parquet")
         return written
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,9 @@ from ..ops import n_to_delete, progress_bar, trajectory_grid
 from ..store import StageStore, shard_of
 from .config import RESOURCE_SETTINGS, PruneConfig
 from .registry import METHODS, writes_text
+
+if TYPE_CHECKING:
+    from ..cluster import RayOptions
 
 
 @dataclass
@@ -157,15 +162,35 @@ def run_config(model, config: PruneConfig) -> dict:
     return {**config.recorded(), "model": model.name, "dtype": str(model.dtype).removeprefix("torch.")}
 
 
+def _prune_one(model, item: tuple, config: PruneConfig, out: Path, show_progress: bool = False) -> None:
+    """Prune one laid-out example and write its parts (a Ray worker runs this too)."""
+    example, layout = item
+    text = writes_text(METHODS[config.method])
+    store = StageStore(out, "prune", ("texts" if text else "tokens", "examples"))
+    if text:
+        store.write(example.id, text_tables(model, example, layout, config))
+        return
+    steps = progress_bar(total=n_to_delete(len(layout.reasoning_ids), config.keep_ratio), desc=example.id,
+                         unit="tok", leave=False, disable=not show_progress)
+    result = prune(model, layout, config, example_id=example.id, progress=steps.update)
+    steps.close()
+    store.write(example.id, result_tables(example, layout, result, model.name, config))
+
+
 def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConfig | None = None, *,
                    shard: str | None = None, skip_bad: bool = False, show_progress: bool = True,
-                   data: str | None = None, **settings) -> dict[str, object]:
+                   data: str | None = None, ray: RayOptions | None = None, **settings) -> dict[str, object]:
     """Prune ``examples`` into ``out``/{examples,tokens}.parquet (text methods: {examples,texts}), resuming.
 
     ``data`` names the source (recorded; a re-run with another source is refused). A finished
     example whose text differs from the one given under its id is refused too, never resumed.
+    With ``ray``, the examples go to the workers of a Ray cluster, each loading the model as
+    ``model`` names it (``model`` may then be shape-only: ``load_model(..., weights=False)``).
+    A shard (``shard="i/n"``) writes its parts only; ``store.merge`` (``prunelens merge``) joins
+    them once every shard is done. Otherwise the tables are merged at the end.
 
-    Returns a summary: ``done`` (pruned now), ``resumed`` (already there), ``skipped`` (messages).
+    Returns a summary: ``done`` (pruned now), ``resumed`` (already there), ``skipped`` (messages),
+    ``retried`` (examples handed out again after a Ray worker died), ``merged`` (bool).
     Bad examples (too long, empty) stop the run with LayoutError, or are skipped with ``skip_bad``.
     """
     config = _config(config, settings)
@@ -180,9 +205,8 @@ def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConf
         if known is not None and known != example.content_hash:
             raise RunError(f"{out} holds another text under id {example.id} (made from other data?): "
                            "use another --out")
-    finished = set(hashes)
-    todo = [e for e in mine if e.id not in finished]
-    summary: dict[str, object] = {"done": 0, "resumed": len(mine) - len(todo), "skipped": []}
+    todo = [e for e in mine if e.id not in hashes]
+    summary: dict[str, object] = {"done": 0, "resumed": len(mine) - len(todo), "skipped": [], "retried": 0}
     layouts = {}
     for example in todo:  # every example is checked before the first is pruned
         try:
@@ -194,17 +218,20 @@ def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConf
     todo = [e for e in todo if e.id in layouts]
     if text:
         method.prepare(model, examples, config)
-    for example in progress_bar(todo, desc=f"prune {config.method}", unit="ex", disable=not show_progress):
-        layout = layouts[example.id]
-        if text:
-            store.write(example.id, text_tables(model, example, layout, config))
+    if ray is not None:
+        from ..cluster import run_examples, spec_of
+
+        cluster = run_examples(ray, spec_of(model, ray), partial(_prune_one, config=config, out=Path(out)),
+                               [(e.id, (e, layouts[e.id])) for e in todo], skip_bad=skip_bad,
+                               desc=f"prune {config.method}", show_progress=show_progress)
+        summary["skipped"] += cluster["skipped"]
+        summary["retried"] = cluster["retried"]
+        summary["done"] = cluster["done"]
+    else:
+        for example in progress_bar(todo, desc=f"prune {config.method}", unit="ex", disable=not show_progress):
+            _prune_one(model, (example, layouts[example.id]), config, Path(out), show_progress)
             summary["done"] += 1
-            continue
-        steps = progress_bar(total=n_to_delete(len(layout.reasoning_ids), config.keep_ratio), desc=example.id,
-                     unit="tok", leave=False, disable=not show_progress)
-        result = prune(model, layout, config, example_id=example.id, progress=steps.update)
-        steps.close()
-        store.write(example.id, result_tables(example, layout, result, model.name, config))
-        summary["done"] += 1
-    store.merge()
+    summary["merged"] = shard is None
+    if shard is None:
+        store.merge()
     return summary

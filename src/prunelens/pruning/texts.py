@@ -92,8 +92,13 @@ class Rewrite:
     settings = ("rewriter",)
 
     def prepare(self, model, examples: Sequence, config) -> None:
-        if config.rewriter:
-            _rewriter(config.rewriter, str(model.device))  # a bad --rewriter fails before any work
+        if config.rewriter:  # a bad --rewriter fails before any work
+            if model.has_weights:
+                _rewriter(config.rewriter, str(model.device))
+            else:  # a cluster's driver: its workers load the rewriter
+                from ..models import resolve_model_path
+
+                resolve_model_path(config.rewriter)
 
     def compress(self, model, example, n: int, config) -> dict[float, str]:
         import torch

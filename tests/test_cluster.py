@@ -1,0 +1,109 @@
+"""Prune and features on a local Ray cluster of 2 workers give a single process's tables exactly,
+survive a worker killed mid-example, and report bad examples by id."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pandas as pd
+import psutil
+import pytest
+import ray
+import torch
+
+from prunelens.cluster import RayOptions
+from prunelens.errors import RunError
+from prunelens.features import features_run
+from prunelens.models import load_model
+from prunelens.pruning import prune_examples
+
+TIMING = ["seconds", "rank_seconds"]  # wall clock: the only columns allowed to differ
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two CPUs, so two 1-CPU workers; prune_examples joins it instead of starting its own."""
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="error")
+    yield RayOptions("local", workers=2)
+    ray.shutdown()
+
+
+@pytest.fixture
+def one_thread():
+    """The plain run uses one torch thread like each worker, so every float matches bit for bit."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _shape_only(model):
+    return load_model(str(model.path), device="cpu", weights=False)
+
+
+def _same_run(plain, other, tables=("examples", "tokens")) -> None:
+    for table in tables:
+        a, b = (pd.read_parquet(run / f"{table}.parquet") for run in (plain, other))
+        a, b = (t.drop(columns=[c for c in TIMING if c in t]) for t in (a, b))
+        pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.parametrize("method", ["random", "greedy"])
+def test_a_ray_run_gives_the_tables_of_a_plain_run(cluster, one_thread, tiny_model, short_chains, tmp_path, method):
+    examples = short_chains[:5]
+    plain = tmp_path / "plain"
+    prune_examples(tiny_model, examples, plain, method=method, show_progress=False)
+    features_run(tiny_model, plain, show_progress=False)
+    driver = _shape_only(tiny_model)  # the driver never holds weights
+    summary = prune_examples(driver, examples, tmp_path / "ray", method=method, show_progress=False, ray=cluster)
+    features_run(driver, tmp_path / "ray", show_progress=False, ray=cluster)
+    assert summary["done"] == 5 and summary["retried"] == 0
+    _same_run(plain, tmp_path / "ray", ("examples", "tokens", "features"))
+
+
+def _kill_first_busy_worker(stop: threading.Event, killed: list) -> None:
+    """Kill -9 the first Ray worker seen inside ``_Worker.run`` (Ray titles the process so)."""
+    while not stop.is_set() and not killed:
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            if "_Worker.run" in " ".join(proc.info["cmdline"] or []):
+                proc.kill()
+                killed.append(proc.info["pid"])
+                return
+        time.sleep(0.02)
+
+
+def test_a_worker_killed_mid_example_loses_nothing(cluster, one_thread, tiny_model, short_chains, tmp_path):
+    examples = short_chains[:6]
+    prune_examples(tiny_model, examples, tmp_path / "plain", method="greedy", show_progress=False)
+    stop, killed = threading.Event(), []
+    killer = threading.Thread(target=_kill_first_busy_worker, args=(stop, killed))
+    killer.start()
+    try:
+        summary = prune_examples(_shape_only(tiny_model), examples, tmp_path / "ray", method="greedy",
+                                 show_progress=False, ray=cluster)
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "no worker was seen at work: the test proved nothing"
+    assert summary["retried"] >= 1 and summary["done"] == 6
+    ran = pd.read_parquet(tmp_path / "ray" / "examples.parquet")
+    assert sorted(ran.example_id) == sorted(e.id for e in examples)  # each exactly once
+    _same_run(tmp_path / "plain", tmp_path / "ray")
+
+
+@pytest.mark.parametrize("on_ray", [False, True])
+def test_a_bad_example_is_reported_by_id_or_skipped(cluster, tiny_model, short_chains, tmp_path, capsys, on_ray):
+    run = tmp_path / "run"
+    prune_examples(tiny_model, short_chains[:3], run, method="random", show_progress=False)
+    rows = pd.read_parquet(run / "examples.parquet")
+    bad = rows.example_id[1]
+    rows.at[1, "order"] = rows.order[1][:2]  # as if pruned elsewhere to keep 0.9: no chain at keep 0.5
+    rows.to_parquet(run / "examples.parquet")
+    ray_options = cluster if on_ray else None
+    with pytest.raises(RunError if on_ray else ValueError, match=f"{bad}: the run kept more than 0.5"):
+        features_run(tiny_model, run, at_keep=[0.5], show_progress=False, ray=ray_options)
+    assert not (run / "features.parquet").exists()
+    features_run(tiny_model, run, at_keep=[0.5], show_progress=False, ray=ray_options, skip_bad=True)
+    assert set(pd.read_parquet(run / "features.parquet").example_id) == set(rows.example_id) - {bad}
+    assert f"skipped: {bad}: the run kept more than 0.5" in capsys.readouterr().err
