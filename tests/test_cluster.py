@@ -107,3 +107,25 @@ def test_a_bad_example_is_reported_by_id_or_skipped(cluster, tiny_model, short_c
     features_run(tiny_model, run, at_keep=[0.5], show_progress=False, ray=ray_options, skip_bad=True)
     assert set(pd.read_parquet(run / "features.parquet").example_id) == set(rows.example_id) - {bad}
     assert f"skipped: {bad}: the run kept more than 0.5" in capsys.readouterr().err
+
+
+def test_distill_on_ray_trains_the_students_of_a_plain_run(cluster, one_thread, tiny_model, short_chains, tmp_path):
+    """Each student is a task; training, drift and generations match a plain run's bit for bit."""
+    import json
+
+    from prunelens.distill import DistillConfig, EvalSet, distill
+
+    runs = {"greedy": tmp_path / "greedy"}
+    prune_examples(tiny_model, short_chains[:4], runs["greedy"], method="random", show_progress=False)
+    held = tmp_path / "held.jsonl"
+    held.write_text("".join(json.dumps({"id": e.id, "question": e.question, "reasoning": e.reasoning,
+                                        "answer": e.answer}) + "\n" for e in short_chains[:7]))
+    config = DistillConfig(student=str(tiny_model.path), epochs=1, learning_rate=3e-3, batch_size=2, save_steps=2,
+                           max_new_tokens=6, eval_batch=2, kl_texts=2,
+                           eval_sets=(EvalSet("held", f"jsonl:{held}", limit=5),))
+    plain = distill(runs, tmp_path / "plain", config, show_progress=False)["results"]
+    on_ray = distill(runs, tmp_path / "ray", config, show_progress=False, ray=cluster)["results"]
+    assert len(plain) == 4  # base, full, answer-only, greedy
+    pd.testing.assert_frame_equal(plain.drop(columns="train_seconds"), on_ray.drop(columns="train_seconds"))
+    for path in (tmp_path / "plain" / "generations").glob("*.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(path), pd.read_parquet(tmp_path / "ray" / "generations" / path.name))

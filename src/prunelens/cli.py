@@ -106,7 +106,7 @@ def _ray_arg(parser: argparse.ArgumentParser) -> None:
                         help="run the examples on a Ray cluster: local (start one here), auto or HOST:PORT "
                              "(join a running one); the run directory must be on storage every node sees")
     parser.add_argument("--ray-workers", type=int, default=None, metavar="N",
-                        help="with --ray: at most N workers (default: one per GPU, else per --threads CPUs)")
+                        help="with --ray: at most N workers (default: one per GPU, else one per --threads CPUs)")
 
 
 def _ray(args):
@@ -227,7 +227,10 @@ def cmd_distill(args) -> None:
                            seeds=tuple(int(s) for s in args.seeds.split(",")), train_limit=args.train_limit,
                            max_new_tokens=args.max_new_tokens, eval_sets=tuple(evals))
     _out_dir(args.out)
-    tables = distill(_pairs(args.run, "--run"), args.out, config)
+    ray = _ray(args)
+    if ray is None:
+        _set_threads(args)
+    tables = distill(_pairs(args.run, "--run"), args.out, config, ray=ray)
     print(f"distill -> {args.out}/results.csv, {args.out}/pairs.csv")
     for row in tables["results"].itertuples():
         print(f"  {row.method:<12} seed {row.seed!s:<4} {row.eval_set:<8} accuracy {row.accuracy:.3f} "
@@ -439,6 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-limit", type=int, default=None, help="at most this many shared problems per training set")
     p.add_argument("--eval-limit", type=int, default=500, help="problems per eval set")
     p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (with --ray: per worker, default 1)")
+    _ray_arg(p)
     p.add_argument("--out", required=True, help="output directory (re-running the command resumes it)")
     p.set_defaults(func=cmd_distill)
 

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -30,6 +32,9 @@ from ..ops import progress_bar
 from ..store import StageStore, write_table, write_text
 from .config import DistillConfig
 from .data import training_sets
+
+if TYPE_CHECKING:
+    from ..cluster import RayOptions
 
 BASE = "base"
 
@@ -54,12 +59,58 @@ def _json(path: Path, make) -> dict:
     return json.loads(path.read_text())
 
 
-def distill(runs: Mapping[str, str | Path], out: str | Path, config: DistillConfig,
-            show_progress: bool = True) -> dict[str, pd.DataFrame]:
-    """Train and evaluate every condition (see the module docstring); returns results and pairs."""
+def _label(name: str, seed: int | None) -> str:
+    return BASE if seed is None else f"{name}-s{seed}"
+
+
+def _files(out: Path, label: str, config: DistillConfig) -> list[Path]:
+    """The files a finished student leaves (base: its generations only)."""
+    folder = out / "students" / label
+    mine = [] if label == BASE else [folder / "train.json", folder / "drift.json"]
+    return mine + [out / "generations" / f"{label}.{spec.name}.parquet" for spec in config.eval_sets]
+
+
+def _student(base, item: tuple[str, int | None], *, sets: dict, problems: dict, held_out: list, config: DistillConfig,
+             out: Path, show_progress: bool = False) -> None:
+    """Train one student (unless it is the base model), measure its drift, generate on every eval set;
+    each file is written once, so a killed student resumes (a Ray worker runs this too)."""
     from ..models import load_model
-    from .evaluate import answers_match, extract_answer, generate, hedge_rate, kl_drift
+    from .evaluate import answers_match, extract_answer, generate, kl_drift
     from .train import FINAL, is_trained, train_student
+
+    name, seed = item
+    folder = out / "students" / _label(name, seed)
+    student = base
+    if seed is not None:
+        if not is_trained(folder):
+            write_text(json.dumps(train_student(sets[name], folder, config, seed, show_progress), indent=1),
+                       folder / "train.json")
+        student = load_model(str(folder / FINAL), base.device.type)
+        _json(folder / "drift.json", lambda: {"kl_drift": kl_drift(base, student, held_out)})
+    for spec in config.eval_sets:
+        path = out / "generations" / f"{_label(name, seed)}.{spec.name}.parquet"
+        if path.exists():
+            continue
+        outputs = generate(student, [e.question for e in problems[spec.name]], config.max_new_tokens,
+                           config.eval_batch, spec.style, show_progress=show_progress)
+        predicted = [extract_answer(o["text"]) for o in outputs]
+        write_table(pd.DataFrame({
+            "example_id": [e.id for e in problems[spec.name]], "text": [o["text"] for o in outputs],
+            "n_tokens": [o["n_tokens"] for o in outputs], "predicted": predicted,
+            "gold": [e.answer for e in problems[spec.name]],
+            "correct": [answers_match(p, e.answer) for p, e in zip(predicted, problems[spec.name])]}), path)
+
+
+def distill(runs: Mapping[str, str | Path], out: str | Path, config: DistillConfig, show_progress: bool = True,
+            ray: RayOptions | None = None) -> dict[str, pd.DataFrame]:
+    """Train and evaluate every condition (see the module docstring); returns results and pairs.
+
+    With ``ray``, each student (the base model too) is a task for the workers of a Ray cluster (one
+    GPU each, or ``ray.cpus`` CPUs), which write its files into ``out``: it must be on storage every
+    node sees. This process then reads them and writes the summaries.
+    """
+    from ..models import load_model
+    from .evaluate import hedge_rate
 
     if not config.eval_sets:
         raise ValueError("give at least one eval set")
@@ -71,42 +122,38 @@ def distill(runs: Mapping[str, str | Path], out: str | Path, config: DistillConf
     for name, rows in sets.items():
         if not (out / "train" / f"{name}.parquet").exists():
             write_table(rows, out / "train" / f"{name}.parquet")
-    base = load_model(config.student)
+    if ray is None:
+        base = load_model(config.student)
+    else:  # the workers hold the weights; here only the tokenizer counts tokens
+        from ..cluster import connect
+
+        base = load_model(config.student, connect(ray), weights=False)
     tokens = {name: [len(base.tokenizer(r, add_special_tokens=False)["input_ids"]) if r else 0 for r in rows.reasoning]
               for name, rows in sets.items()}
     first = problems[config.eval_sets[0].name]
     held_out = [(e.question, e.reasoning + ANSWER_PREFIX + e.answer) for e in first[: config.kl_texts]]
     students = [(BASE, None)] + [(name, seed) for name in sets for seed in config.seeds]
+    todo = [s for s in students if not all(p.exists() for p in _files(out, _label(*s), config))]
+    task = partial(_student, sets=sets, problems=problems, held_out=held_out, config=config, out=out)
+    if ray is not None:
+        from ..cluster import run_examples, spec_of
+
+        run_examples(ray, spec_of(base, ray), task, [(_label(*s), s) for s in todo], desc="students",
+                     show_progress=show_progress)
+    else:
+        for item in progress_bar(todo, desc="students", unit="student", disable=not show_progress):
+            task(base, item, show_progress=show_progress)
     rows = []
-    for name, seed in progress_bar(students, desc="students", unit="student", disable=not show_progress):
-        label = BASE if seed is None else f"{name}-s{seed}"
-        folder = out / "students" / label
-        if seed is None:
-            student, trained = base, {"seconds": 0.0}
-        else:
-            if not is_trained(folder):
-                write_text(json.dumps(train_student(sets[name], folder, config, seed, show_progress), indent=1),
-                           folder / "train.json")
-            trained = json.loads((folder / "train.json").read_text())
-            student = load_model(str(folder / FINAL))
-        drift = 0.0 if seed is None else _json(folder / "drift.json",
-                                               lambda: {"kl_drift": kl_drift(base, student, held_out)})["kl_drift"]
+    for name, seed in students:
+        folder = out / "students" / _label(name, seed)
+        trained = {"seconds": 0.0} if seed is None else json.loads((folder / "train.json").read_text())
+        drift = 0.0 if seed is None else json.loads((folder / "drift.json").read_text())["kl_drift"]
+        train = "full" if seed is None else name
         for spec in config.eval_sets:
-            path = out / "generations" / f"{label}.{spec.name}.parquet"
-            if not path.exists():
-                outputs = generate(student, [e.question for e in problems[spec.name]], config.max_new_tokens,
-                                   config.eval_batch, spec.style, show_progress=show_progress)
-                predicted = [extract_answer(o["text"]) for o in outputs]
-                write_table(pd.DataFrame({
-                    "example_id": [e.id for e in problems[spec.name]], "text": [o["text"] for o in outputs],
-                    "n_tokens": [o["n_tokens"] for o in outputs], "predicted": predicted,
-                    "gold": [e.answer for e in problems[spec.name]],
-                    "correct": [answers_match(p, e.answer) for p, e in zip(predicted, problems[spec.name])]}), path)
-            gens = pd.read_parquet(path)
-            train_rows = sets["full" if seed is None else name]
-            rows.append({"method": name, "seed": seed, "eval_set": spec.name, "gens": gens,
+            rows.append({"method": name, "seed": seed, "eval_set": spec.name,
+                         "gens": pd.read_parquet(out / "generations" / f"{_label(name, seed)}.{spec.name}.parquet"),
                          "mean_train_reasoning_tokens": 0.0 if seed is None else float(pd.Series(tokens[name]).mean()),
-                         "train_hedge_rate": hedge_rate(list(train_rows.reasoning), tokens["full" if seed is None else name]),
+                         "train_hedge_rate": hedge_rate(list(sets[train].reasoning), tokens[train]),
                          "kl_drift": drift, "train_seconds": trained["seconds"]})
     results, pairs = _summaries(rows, next(iter(runs)) if "greedy" not in runs else "greedy")
     write_text(results.to_csv(index=False), out / "results.csv")
