@@ -16,6 +16,32 @@ def test_gsm_symbolic_is_generated_offline_and_seeded():
     assert load_examples("gsm-symbolic", limit=5, seed=4)[0].question != a[0].question
 
 
+def test_gsm_symbolic_templates_pick_problems_of_the_plain_stream():
+    """``templates=`` keeps the plain stream's problems (same ids, same text) whose generator is one of
+    those named, by reasoning-gym's own record of each index's generator; ``other-templates=`` the rest."""
+    import reasoning_gym
+
+    plain = {e.id: e for e in load_examples("gsm-symbolic", limit=400, seed=2)}
+    generator = reasoning_gym.create_dataset("gsm_symbolic", size=400, seed=2).task_indices
+    chosen = load_examples("gsm-symbolic:templates=26,43-45", limit=6, seed=2)
+    others = load_examples("gsm-symbolic:other-templates=26,43-45", limit=20, seed=2)
+    for examples, inside in ((chosen, True), (others, False)):
+        for e in examples:
+            assert e == plain[e.id]
+            assert (generator[int(e.id.rsplit("-", 1)[1])] in {26, 43, 44, 45}) is inside
+    assert len(chosen) == 6 and len(others) == 20
+
+
+@pytest.mark.parametrize("source, message", [
+    ("gsm-symbolic:templates=a", "'a' is not a template id"),
+    ("gsm-symbolic:templates=5000", "no template 5000"),
+    ("gsm-symbolic:sizes=1", "give gsm-symbolic:templates=IDS"),
+])
+def test_gsm_symbolic_template_specs_are_checked(source, message):
+    with pytest.raises(DataError, match=message):
+        load_examples(source, limit=2)
+
+
 def test_gsm8k_removes_calculator_annotations(gsm8k_path):
     examples = load_examples(f"gsm8k:{gsm8k_path}", limit=3)
     first = examples[0]

@@ -21,7 +21,8 @@ def _model_arg(parser: argparse.ArgumentParser) -> None:
 
 def _data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="gsm-symbolic",
-                        help="gsm-symbolic, gsm8k:PATH or jsonl:PATH (id, question, reasoning, answer)")
+                        help="gsm-symbolic[:templates=IDS|:other-templates=IDS], gsm8k:PATH or jsonl:PATH "
+                             "(id, question, reasoning, answer)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many examples")
     parser.add_argument("--seed", type=int, default=0, help="seed for generated data and random orders")
     parser.add_argument("--skip-bad", action="store_true",
@@ -34,7 +35,7 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
 
 def _examples(args) -> list:
     """The examples of ``--data`` (before any model loads: bad input fails fast)."""
-    from .data import load_examples
+    from .data import is_generated, load_examples
 
     skipped: list[str] = []
     if args.max_tokens is not None and args.max_tokens < 1:
@@ -42,7 +43,7 @@ def _examples(args) -> list:
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit {args.limit}: give a positive number of examples")
     # generated data: make enough candidates to filter; files: read them all, then filter
-    pool = (10 * (args.limit or 100) if args.data == "gsm-symbolic" else None) if _filtered(args) else args.limit
+    pool = (10 * (args.limit or 100) if is_generated(args.data) else None) if _filtered(args) else args.limit
     examples = load_examples(args.data, pool, args.seed, args.skip_bad, skipped)
     for message in skipped:
         print(f"skipped: {message}", file=sys.stderr)
@@ -71,8 +72,10 @@ def _load(args, dtype=None, weights: bool = True, examples: list | None = None) 
 
 def _source(data: str) -> str:
     """The data source as recorded in a run: a file's path made absolute."""
+    from .data import is_generated
+
     kind, _, rest = data.partition(":")
-    return f"{kind}:{Path(rest).expanduser().resolve()}" if rest else data
+    return f"{kind}:{Path(rest).expanduser().resolve()}" if rest and not is_generated(data) else data
 
 
 def _out_dir(path: str) -> None:
@@ -430,7 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", action="append", required=True, metavar="NAME=RUN",
                    help="a condition: its name and run directory (repeat; controls full and answer-only are added)")
     p.add_argument("--eval", action="append", required=True, metavar="NAME=SOURCE[@STYLE]",
-                   help="an eval set: gsm-symbolic, gsm8k:PATH or jsonl:PATH; style chat (default), instruct or plain")
+                   help="an eval set: gsm-symbolic[:templates=IDS], gsm8k:PATH or jsonl:PATH; style chat (default), "
+                        "instruct or plain")
     p.add_argument("--keep-ratio", type=float, default=0.5, help="the chain each run keeps (default 0.5)")
     p.add_argument("--student", default=DEFAULT_MODEL, help="embedded name, Hugging Face id or local directory")
     p.add_argument("--lora", action="store_true", help="train LoRA adapters instead of every weight")

@@ -1,7 +1,9 @@
 """Load reasoning examples (id, question, reasoning, answer) from a source string.
 
 Sources:
-- ``gsm-symbolic``: GSM-Symbolic problems generated offline by ``reasoning-gym`` (seeded).
+- ``gsm-symbolic``: GSM-Symbolic problems generated offline by ``reasoning-gym`` (seeded);
+  ``gsm-symbolic:templates=4,10-12`` only those of some problem templates (for in-distribution
+  training and evaluation), ``gsm-symbolic:other-templates=...`` all but those (held-out templates).
 - ``gsm8k:PATH``: GSM8K JSONL (``question``, ``answer`` = chain + ``#### final``); ``<<...>>`` removed.
 - ``jsonl:PATH``: one object per line with ``id``, ``question``, ``reasoning``, ``answer``, verbatim.
 """
@@ -45,13 +47,43 @@ def split_chain(text: str) -> tuple[str, str]:
     return chain.strip(), final.strip()
 
 
-def _gsm_symbolic(limit: int | None, seed: int) -> Iterator[Example]:
+def _templates(spec: str) -> tuple[set[int], bool]:
+    """``templates=1,4-6`` (only these) or ``other-templates=...`` (all but these) -> (ids, keep)."""
+    key, sep, value = spec.partition("=")
+    if key not in ("templates", "other-templates") or not sep or not value:
+        raise DataError(f"gsm-symbolic:{spec}: give gsm-symbolic:templates=IDS or gsm-symbolic:other-templates=IDS "
+                        "(IDS like 4,10-12)")
+    ids: set[int] = set()
+    for part in value.split(","):
+        low, dash, high = part.partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()):
+            raise DataError(f"gsm-symbolic:{spec}: {part!r} is not a template id or range")
+        ids.update(range(int(low), int(high if dash else low) + 1))
+    return ids, key == "templates"
+
+
+def _gsm_symbolic(limit: int | None, seed: int, spec: str = "") -> Iterator[Example]:
+    """GSM-Symbolic problems ``gsm-symbolic-SEED-I`` (I: index in reasoning-gym's seeded stream),
+    with ``spec`` only those of some templates (problem generators), or all but some."""
     import reasoning_gym
+    from reasoning_gym.arithmetic.gsm_symbolic.gsm_symbolic import tasks_ok
 
     size = limit if limit is not None else 100
-    for i, entry in enumerate(reasoning_gym.create_dataset("gsm_symbolic", size=size, seed=seed)):
-        chain, final = split_chain(entry["metadata"]["answer_cot"])
-        yield Example(f"gsm-symbolic-{seed}-{i}", entry["question"], chain, final)
+    chosen = set(tasks_ok)
+    if spec:
+        ids, keep = _templates(spec)
+        unknown = sorted(ids - chosen)
+        if unknown:
+            raise DataError(f"gsm-symbolic:{spec}: no template {unknown[0]} (there are {len(chosen)}: "
+                            f"{min(chosen)}-{max(chosen)}, some missing)")
+        chosen = chosen & ids if keep else chosen - ids
+        size *= 2 * len(tasks_ok) // max(1, len(chosen))  # the stream's ids stay those of the unfiltered one
+    dataset = reasoning_gym.create_dataset("gsm_symbolic", size=size, seed=seed)
+    for i in range(size):
+        if dataset.task_indices[i] in chosen:
+            entry = dataset[i]
+            chain, final = split_chain(entry["metadata"]["answer_cot"])
+            yield Example(f"gsm-symbolic-{seed}-{i}", entry["question"], chain, final)
 
 
 def _gsm8k_record(obj: dict, lineno: int) -> Example:
@@ -109,6 +141,11 @@ def _read_jsonl(path: Path, parse, skip_bad: bool, report: list[str]) -> Iterato
             yield example
 
 
+def is_generated(source: str) -> bool:
+    """Whether ``source`` makes problems (any number of them) rather than reading a file."""
+    return source.partition(":")[0] == "gsm-symbolic"
+
+
 def load_examples(source: str = "gsm-symbolic", limit: int | None = None, seed: int = 0,
                   skip_bad: bool = False, skipped: list[str] | None = None) -> list[Example]:
     """Load up to ``limit`` examples from ``source``; bad lines raise DataError unless ``skip_bad``.
@@ -119,14 +156,14 @@ def load_examples(source: str = "gsm-symbolic", limit: int | None = None, seed: 
     if limit is not None and limit < 1:
         raise DataError(f"limit {limit}: give a positive number of examples (or none for all)")
     kind, _, rest = source.partition(":")
-    if kind == "gsm-symbolic" and not rest:
-        stream: Iterator[Example] = _gsm_symbolic(limit, seed)
+    if kind == "gsm-symbolic":
+        stream: Iterator[Example] = _gsm_symbolic(limit, seed, rest)
     elif kind == "gsm8k" and rest:
         stream = _read_jsonl(Path(rest).expanduser(), _gsm8k_record, skip_bad, report)
     elif kind == "jsonl" and rest:
         stream = _read_jsonl(Path(rest).expanduser(), _jsonl_record, skip_bad, report)
     else:
-        raise DataError(f"unknown data source {source!r}: use gsm-symbolic, gsm8k:PATH or jsonl:PATH")
+        raise DataError(f"unknown data source {source!r}: use gsm-symbolic[:templates=IDS], gsm8k:PATH or jsonl:PATH")
     examples: list[Example] = []
     for example in stream:
         examples.append(example)

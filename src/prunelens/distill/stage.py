@@ -41,11 +41,11 @@ BASE = "base"
 
 def _eval_problems(config: DistillConfig, train_questions: set[str]) -> dict[str, list]:
     """Each eval set's problems, with every problem a training set holds left out."""
-    from ..data import load_examples
+    from ..data import is_generated, load_examples
 
     out = {}
     for spec in config.eval_sets:
-        pool = load_examples(spec.source, None if spec.source != "gsm-symbolic" else 2 * spec.limit, spec.seed)
+        pool = load_examples(spec.source, 2 * spec.limit if is_generated(spec.source) else None, spec.seed)
         kept = [e for e in pool if e.question not in train_questions][: spec.limit]
         if not kept:
             raise RunError(f"eval set {spec.name}: every problem of {spec.source} is in a training set")
