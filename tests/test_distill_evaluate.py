@@ -10,6 +10,8 @@ import pytest
 import torch
 from scipy.stats import norm
 
+from prunelens.data import Example
+
 from prunelens.distill.evaluate import (
     INSTRUCT_PREFIX, answers_match, extract_answer, generate, hedge_count, hedge_rate, kl_drift, mcnemar_exact,
     wilson_interval,
@@ -149,8 +151,8 @@ def test_generate_pads_with_eos_when_the_tokenizer_has_no_pad_token(tiny_model):
     assert tok.pad_token is None and tok.padding_side == "right"  # restored
 
 
-PAIRS = [("What is 2 + 3?", "2 + 3 = 5.\nAnswer: 5"),
-         ("Tom has 4 apples and eats 1. How many are left?", "He has 4 - 1 = 3 apples left over.\nAnswer: 3")]
+PAIRS = [Example("a", "What is 2 + 3?", "2 + 3 = 5.", "5"),
+         Example("b", "Tom has 4 apples and eats 1. How many are left?", "He has 4 - 1 = 3 apples left over.", "3")]
 
 
 class _Changed:
@@ -182,8 +184,8 @@ def test_kl_drift_is_zero_for_the_same_model_and_positive_when_perturbed(tiny_mo
 def test_kl_drift_reads_only_the_reply_tokens(tiny_model):
     tok = tiny_model.tokenizer
     spans = []  # per pair: (prompt tokens, all tokens), from the chat template by hand
-    for q, reply in PAIRS:
-        user = [{"role": "user", "content": q}]
+    for e in PAIRS:
+        user, reply = [{"role": "user", "content": e.question}], f"{e.reasoning}\nAnswer: {e.answer}"
         prompt = tok.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
         full = tok.apply_chat_template(user + [{"role": "assistant", "content": reply}], tokenize=False)
         spans.append((len(tok(prompt, add_special_tokens=False)["input_ids"]),

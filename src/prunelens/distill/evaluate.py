@@ -32,7 +32,8 @@ import re
 from collections.abc import Sequence
 from decimal import Decimal
 
-from ..layout import template_parts
+from ..data import Example
+from ..layout import render, template_parts
 from .config import STYLES
 
 INSTRUCT_PREFIX = "Solve the problem step by step and end with a line 'Answer: <number>'.\n\n"
@@ -177,15 +178,9 @@ def generate(model, questions: Sequence[str], max_new_tokens: int = 256, batch_s
     return outputs
 
 
-def _chat_ids(tokenizer, question: str, reply: str) -> tuple[list[int], int]:
-    """Token ids of ``question`` and ``reply`` laid out as in training, and how many are the prompt's."""
-    prompt, end = template_parts(tokenizer, question)
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    return prompt_ids + tokenizer(reply + end, add_special_tokens=False)["input_ids"], len(prompt_ids)
-
-
-def kl_drift(base, student, texts: Sequence[tuple[str, str]], batch_size: int = 8) -> float:
-    """Mean KL(base || student) per reply token of held-out ``(question, reply)`` pairs; nan without any.
+def kl_drift(base, student, examples: Sequence[Example], batch_size: int = 8) -> float:
+    """Mean KL(base || student) per reply token (reasoning and answer line) of held-out ``examples``,
+    laid out as in training (``layout.render``); nan without any.
 
     Both models read the ids of ``base.tokenizer``; log-softmax in float32.
     """
@@ -199,8 +194,9 @@ def kl_drift(base, student, texts: Sequence[tuple[str, str]], batch_size: int = 
     tokenizer = base.tokenizer
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     total, count = 0.0, 0
-    for start in range(0, len(texts), batch_size):
-        rows = [_chat_ids(tokenizer, q, reply) for q, reply in texts[start:start + batch_size]]
+    for start in range(0, len(examples), batch_size):
+        layouts = [render(e, tokenizer, empty_ok=True) for e in examples[start:start + batch_size]]
+        rows = [(lay.ids, len(lay.prompt_ids)) for lay in layouts]
         width = max(len(ids) for ids, _ in rows)
         ids = torch.full((len(rows), width), pad_id)
         mask = torch.zeros((len(rows), width), dtype=torch.long)

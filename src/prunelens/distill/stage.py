@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from ..errors import RunError
-from ..layout import ANSWER_PREFIX
 from ..ops import progress_bar
 from ..store import StageStore, write_table, write_text
 from .config import DistillConfig
@@ -130,8 +129,7 @@ def distill(runs: Mapping[str, str | Path], out: str | Path, config: DistillConf
         base = load_model(config.student, connect(ray), weights=False)
     tokens = {name: [len(base.tokenizer(r, add_special_tokens=False)["input_ids"]) if r else 0 for r in rows.reasoning]
               for name, rows in sets.items()}
-    first = problems[config.eval_sets[0].name]
-    held_out = [(e.question, e.reasoning + ANSWER_PREFIX + e.answer) for e in first[: config.kl_texts]]
+    held_out = problems[config.eval_sets[0].name][: config.kl_texts]  # drift is read on these
     students = [(BASE, None)] + [(name, seed) for name in sets for seed in config.seeds]
     todo = [s for s in students if not all(p.exists() for p in _files(out, _label(*s), config))]
     task = partial(_student, sets=sets, problems=problems, held_out=held_out, config=config, out=out)
