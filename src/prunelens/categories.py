@@ -448,6 +448,7 @@ def annotate_run(run: str | Path, annotator: Annotator | None = None) -> Path:
 def annotate_examples(model, examples, out: str | Path, annotator: Annotator | None = None) -> Path:
     """Write ``OUT/categories.parquet`` for chains not pruned yet, tokenised exactly as ``prune`` does."""
     from .layout import render
+    from .schema import CATEGORIES
     from .store import write_table
 
     ex_rows, tok_rows = [], []
@@ -458,7 +459,7 @@ def annotate_examples(model, examples, out: str | Path, annotator: Annotator | N
             tok_rows.append({"example_id": example.id, "position": position,
                              "token_text": example.reasoning[start:end], "char_start": start, "char_end": end})
     table = categories_table(pd.DataFrame(ex_rows), pd.DataFrame(tok_rows), annotator)
-    return write_table(table, Path(out) / "categories.parquet")
+    return write_table(table, Path(out) / f"{CATEGORIES}.parquet")
 
 
 def export_demo(run: str | Path, path: str | Path, justification: str = "") -> Path:

@@ -137,6 +137,7 @@ def cmd_info(args) -> None:
 def cmd_prune(args) -> None:
     from .models import default_device
     from .pruning import METHODS, PruneConfig, prune_examples, writes_text
+    from .schema import prune_tables
     from .store import shard_of
 
     config = PruneConfig(method=args.method, objective=args.objective, keep_ratio=args.keep_ratio, seed=args.seed,
@@ -172,7 +173,7 @@ def cmd_prune(args) -> None:
     for message in summary["skipped"]:
         print(f"skipped: {message}", file=sys.stderr)
     skipped = args.bad_lines + len(summary["skipped"])  # bad data lines and examples that cannot be laid out
-    table = "texts" if writes_text(METHODS[config.method]) else "tokens"
+    table = prune_tables(writes_text(METHODS[config.method]))[0]
     retried = f", {summary['retried']} handed out again after a worker died" if summary["retried"] else ""
     print(f"pruned {summary['done']} example(s), {summary['resumed']} already done, {skipped} skipped{retried} -> "
           + (f"{args.out}/examples.parquet, {args.out}/{table}.parquet" if summary["merged"] else
@@ -344,9 +345,10 @@ def cmd_demo(args) -> None:
 
 
 def cmd_merge(args) -> None:
+    from .schema import stage_tables
     from .store import StageStore
 
-    stages = {"prune": ("tokens", "texts", "examples"), "features": ("features",)}
+    stages = stage_tables()
     if not any(StageStore(args.run, stage, tables).parts.is_dir() for stage, tables in stages.items()):
         raise RunError(f"{args.run} is not a run directory: it has no parts/ of prune or features to merge")
     for stage, tables in stages.items():

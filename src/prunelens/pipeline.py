@@ -13,6 +13,7 @@ from .categories import annotate_run
 from .features import features_run
 from .figures import make_figures
 from .pruning import prune_examples
+from .schema import CATEGORIES, EXAMPLES, FEATURES
 from .viewer import write_viewer
 
 
@@ -44,12 +45,12 @@ def ensure_run(run: str | Path, model_name: str = "smollm2-135m", limit: int = 4
 
     run = Path(run)
     model = None
-    if not (run / "examples.parquet").exists():
+    if not (run / f"{EXAMPLES}.parquet").exists():
         model = load_model(model_name)
         examples = select_short(load_examples("gsm-symbolic", 50 * limit), model.tokenizer, max_tokens, limit)
         prune_examples(model, examples, run, show_progress=show_progress)
-    if not (run / "features.parquet").exists():
+    if not (run / f"{FEATURES}.parquet").exists():
         features_run(model or load_model(model_name), run, show_progress=show_progress)
-    if not (run / "categories.parquet").exists():
+    if not (run / f"{CATEGORIES}.parquet").exists():
         annotate_run(run)
     return run

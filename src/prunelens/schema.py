@@ -37,6 +37,17 @@ MAKERS = {EXAMPLES: "prune", TOKENS: "prune", FEATURES: "features", CATEGORIES: 
           DYNAMIC: "dynamic"}
 ANALYSIS = "analysis"  # RUN/analysis/ holds the analysis tables
 
+
+def prune_tables(text: bool) -> tuple[str, str]:
+    """The tables ``prune`` writes per example (``texts`` for a text method, else ``tokens``), the
+    one written last, which marks an example done, last."""
+    return (TEXTS if text else TOKENS, EXAMPLES)
+
+
+def stage_tables() -> dict[str, tuple[str, ...]]:
+    """Every stage that writes part files, and its tables (what ``prunelens merge`` joins)."""
+    return {"prune": (TOKENS, TEXTS, EXAMPLES), FEATURES: (FEATURES,)}
+
 ATTENTION_FAMILIES = ("attn_answer", "attn_later", "attn_next", "attn_to_prompt")
 SPARSITY_FAMILIES = ("mlp_sparsity", "resid_hoyer")
 PLAIN_FEATURES = ("surprisal", "position_norm", "is_digit", "is_punct", "token_chars")  # one column each

@@ -19,6 +19,7 @@ import pandas as pd
 from ..errors import LayoutError, RunError
 from ..layout import Layout, render
 from ..ops import n_to_delete, progress_bar, trajectory_grid
+from ..schema import EXAMPLES, TEXTS, TOKENS, prune_tables
 from ..store import StageStore, shard_of
 from .config import RESOURCE_SETTINGS, PruneConfig
 from .registry import METHODS, writes_text
@@ -117,7 +118,7 @@ def result_tables(example, layout: Layout, result: PruneResult, model_name: str,
     })
     tokens["rank_norm"] = tokens["rank_norm"].astype("Float64")
     tokens["drop_first"] = tokens["drop_first"].astype("Float64")
-    return {"examples": examples, "tokens": tokens}
+    return {EXAMPLES: examples, TOKENS: tokens}
 
 
 def text_tables(model, example, layout: Layout, config: PruneConfig) -> dict[str, pd.DataFrame]:
@@ -154,7 +155,7 @@ def text_tables(model, example, layout: Layout, config: PruneConfig) -> dict[str
                      "achieved_ratio": k / n, "objective": value})
     examples = _example_row(example, layout, model.name, config, [], trajectory, engine.tokens, engine.useful,
                             time.perf_counter() - start, ranked)
-    return {"examples": examples, "texts": pd.DataFrame(rows)}
+    return {EXAMPLES: examples, TEXTS: pd.DataFrame(rows)}
 
 
 def run_config(model, config: PruneConfig) -> dict:
@@ -166,7 +167,7 @@ def _prune_one(model, item: tuple, config: PruneConfig, out: Path, show_progress
     """Prune one laid-out example and write its parts (a Ray worker runs this too)."""
     example, layout = item
     text = writes_text(METHODS[config.method])
-    store = StageStore(out, "prune", ("texts" if text else "tokens", "examples"))
+    store = StageStore(out, "prune", prune_tables(text))
     if text:
         store.write(example.id, text_tables(model, example, layout, config))
         return
@@ -197,7 +198,7 @@ def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConf
     method = METHODS[config.method]
     text = writes_text(method)
     mine = shard_of(examples, shard)
-    store = StageStore(out, "prune", ("texts" if text else "tokens", "examples"))
+    store = StageStore(out, "prune", prune_tables(text))
     store.check_config({**run_config(model, config), "data": data}, ignore=RESOURCE_SETTINGS)
     hashes = store.finished_column("content_hash")
     for example in mine:
