@@ -1,7 +1,7 @@
 """Fidelity and cost of every pruning method on held-out chains of an exact greedy run, at keep 0.5.
 
     python benchmarks/bench_pruners.py --exact runs/gsm8k-200-greedy [--pruner DIR] [--limit 20]
-        [--time-exact 3] [--work runs/bench-pruners] [--out benchmarks/results/pruners.json]
+        [--passes 2,4] [--time-exact 3] [--work runs/bench-pruners] [--out benchmarks/results/pruners.json]
 
 Held-out chains: the exact run's chains that the learned pruner was not fitted on (its
 ``pruner.json`` lists them). Every method prunes them into ``WORK/METHOD`` (resumable; whole
@@ -10,7 +10,8 @@ random) / (exact - random), 1 = as good as exact greedy), the Spearman correlati
 steps with exact greedy's, each category's survival ratio at 0.5 (beside greedy's), and seconds per
 chain: ranking alone and with the exact trajectory every run records. Exact greedy is timed again
 here on ``--time-exact`` chains, so every time comes from this process on this machine; the
-speed-up column is exact greedy's seconds over the method's ranking seconds.
+speed-up column is exact greedy's seconds over the method's ranking seconds. ``--passes`` adds the
+learned pruner ranking in that many passes (``learned x P``), each on the chain the last one left.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--exact", required=True, help="an exact greedy run (with the held-out chains)")
     parser.add_argument("--pruner", default=None, help="the learned pruner (default: the shipped one)")
     parser.add_argument("--limit", type=int, default=20, help="at most this many held-out chains")
+    parser.add_argument("--passes", default="", help="comma-separated pass counts of extra learned rows")
     parser.add_argument("--time-exact", type=int, default=3, help="chains exact greedy is timed on again here")
     parser.add_argument("--work", default=str(ROOT / "runs/bench-pruners"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/pruners.json"))
@@ -61,6 +63,9 @@ def main() -> None:
         runs[method] = work / method
         settings = {"pruner": pruner} if method == "learned" else {"keep_ratio": KEEP} if method == "rewrite" else {}
         prune_examples(model, examples, runs[method], method=method, **settings)
+    for passes in [int(p) for p in args.passes.split(",") if p]:
+        runs[f"learned x{passes}"] = work / f"learned-passes-{passes}"
+        prune_examples(model, examples, runs[f"learned x{passes}"], method="learned", pruner=pruner, passes=passes)
     timed = work / "greedy-timed"
     prune_examples(model, examples[: args.time_exact], timed, method="greedy")
     exact_seconds = float(read_table(timed, EXAMPLES).seconds.mean())
@@ -75,7 +80,7 @@ def main() -> None:
     for method, run in runs.items():
         ex = read_table(run, EXAMPLES)
         norm = normalised_objective(ex, exact_rows, random_rows, ratios=(KEEP,))[f"normalised@{KEEP:g}"]
-        text = writes_text(METHODS[method])
+        text = writes_text(METHODS[ex.method.iloc[0]])
         spearman = np.nan if text else float(order_agreement(exact_tokens, read_table(run, TOKENS)).spearman.mean())
         results[method] = {"normalised@0.5": float(norm.mean()), "spearman": spearman,
                            "rank_seconds": float(ex.rank_seconds.mean()), "seconds": float(ex.seconds.mean()),
@@ -92,8 +97,7 @@ def main() -> None:
 
 def _survival(run: str | Path, held: list[str]) -> dict[str, float]:
     """Each category's survival ratio (over uniform deletion) at keep 0.5 on the held-out chains."""
-    if not (Path(run) / "categories.parquet").exists():
-        annotate_run(run)
+    annotate_run(run)  # always: a run resumed with more chains would keep stale labels
     tokens = load_tokens(run)
     table = category_survival(tokens[tokens.example_id.isin(held)], ratios=[KEEP])
     return {f"ratio {DISPLAY[r.category]}": float(r.ratio) for r in table.itertuples()}

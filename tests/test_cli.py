@@ -28,6 +28,7 @@ def test_help_and_package_import_load_no_heavy_library():
     (["--out", "{tmp}/empty.jsonl"], "is a file, not a directory"),
     (["--fast-share", "0"], "fast_share 0.0"),
     (["--segment-tokens", "0"], "segment_tokens 0"),
+    (["--method", "learned", "--passes", "0"], "passes 0 is not a positive number"),
     (["--method", "import"], "--method import needs --compressed FILE"),
     (["--method", "import", "--compressed", "{tmp}/empty.jsonl"], "no compressed chains in the file"),
     (["--method", "learned", "--pruner", "{tmp}"], "is not a pruner"),

@@ -29,6 +29,43 @@ def test_learned_order_is_the_predicted_rank_of_the_features_stage(tiny_model, s
         assert order == expected
 
 
+def test_learned_in_two_passes_reranks_the_chain_the_first_pass_left(tiny_model, short_chains, tiny_greedy_run,
+                                                                     tiny_pruner):
+    """passes=2: the first half of the deletions sorts the predictions on the features stage's table
+    of the whole chain; the rest sorts fresh predictions on the features of the chain left then."""
+    from prunelens.features import token_features
+
+    pruner = load_pruner(tiny_pruner)
+    example = short_chains[0]
+    layout = render(example, tiny_model.tokenizer)
+    rows = pd.read_parquet(tiny_greedy_run / "features.parquet").query("example_id == @example.id").sort_values("position")
+    n = len(rows)
+    first = pruner.estimator.predict(rows[pruner.columns].to_numpy(float))
+    gone = sorted(range(n), key=lambda j: first[j])[: n // 2]
+    left = [j for j in range(n) if j not in gone]
+    again = token_features(tiny_model, layout.prompt_ids, [layout.reasoning_ids[j] for j in left], layout.post_ids,
+                           [layout.token_texts[j] for j in left])
+    second = pruner.estimator.predict(np.column_stack([np.asarray(again[c], float) for c in pruner.columns]))
+    expected = gone + [left[i] for i in sorted(range(len(left)), key=lambda i: second[i])]
+    order = prune(tiny_model, layout, method="learned", pruner=str(tiny_pruner), passes=2).order
+    assert order == expected
+    assert order != prune(tiny_model, layout, method="learned", pruner=str(tiny_pruner)).order  # it did re-rank
+
+
+def test_a_run_made_before_a_setting_existed_resumes_at_its_default(tiny_model, short_chains, tiny_pruner, tmp_path):
+    out = tmp_path / "run"
+    prune_examples(tiny_model, short_chains[:1], out, method="learned", pruner=str(tiny_pruner), show_progress=False)
+    recorded = json.loads((out / "prune.json").read_text())
+    del recorded["passes"]  # as written before passes was added: it ranked in one pass
+    (out / "prune.json").write_text(json.dumps(recorded))
+    with pytest.raises(RunError, match="passes=1 \\(now 2\\)"):
+        prune_examples(tiny_model, short_chains[:2], out, method="learned", pruner=str(tiny_pruner), passes=2,
+                       show_progress=False)
+    again = prune_examples(tiny_model, short_chains[:2], out, method="learned", pruner=str(tiny_pruner),
+                           show_progress=False)
+    assert (again["resumed"], again["done"]) == (1, 1)
+
+
 def test_pruner_round_trips_through_its_files(tiny_model, short_chains, tiny_greedy_run, tiny_pruner, tmp_path):
     first = load_pruner(tiny_pruner)
     copy = first.save(tmp_path / "copy")

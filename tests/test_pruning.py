@@ -241,7 +241,7 @@ def test_prune_examples_writes_tables_and_resumes(tiny_model, short_chains, tmp_
     recorded = json.loads((out / "prune.json").read_text())
     assert recorded == {**PruneConfig().to_dict(), "model": tiny_model.name, "dtype": "float32", "data": None,
                         "fast_share": None, "fast_refresh": None, "fast_neighbours": None,
-                        "trajectory": None, "segment_tokens": None}  # greedy uses none of these
+                        "trajectory": None, "segment_tokens": None, "passes": None}  # greedy uses none of these
     ex = pd.read_parquet(out / "examples.parquet")
     tok = pd.read_parquet(out / "tokens.parquet")
     assert list(ex.example_id) == sorted((e.id for e in examples), key=lambda s: int(s.split("-")[1]))

@@ -144,7 +144,7 @@ def cmd_prune(args) -> None:
                          fast_share=args.fast_share, fast_refresh=args.fast_refresh,
                          fast_neighbours=args.fast_neighbours, max_batch=args.max_batch,
                          memory_gib=args.memory_gib, dtype=args.dtype,
-                         trajectory="full" if args.full_trajectory else "grid", pruner=args.pruner,
+                         trajectory="full" if args.full_trajectory else "grid", pruner=args.pruner, passes=args.passes,
                          segment_tokens=args.segment_tokens, compressed=args.compressed, rewriter=args.rewriter)
     shard_of([], args.shard)  # checked before the model loads
     ray = _ray(args)
@@ -403,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rewrite: the instruction model that rewrites (default: the pruner model)")
     p.add_argument("--pruner", default=None,
                    help="learned: a pruner directory made by fit-pruner (default: the one shipped for the model)")
+    p.add_argument("--passes", type=int, default=defaults.passes,
+                   help="learned: rank in this many hooked passes, each on the chain the earlier ones left")
     p.add_argument("--out", required=True, help="run directory (re-running the command resumes it)")
     p.set_defaults(func=cmd_prune)
 

@@ -72,12 +72,14 @@ class StageStore:
     def parts(self) -> Path:
         return self.run / "parts" / self.stage
 
-    def check_config(self, config: dict[str, Any], ignore: Sequence[str] = ()) -> None:
+    def check_config(self, config: dict[str, Any], ignore: Sequence[str] = (),
+                     defaults: dict[str, Any] | None = None) -> None:
         """Record the stage's settings; refuse to resume a run made with different ones.
 
         The file is made whole under a temporary name and linked into place, which fails if it
         exists: of several processes starting at once, one records and the others compare.
-        Keys in ``ignore`` are recorded but may differ on resume.
+        Keys in ``ignore`` are recorded but may differ on resume; a key the record lacks (a setting
+        added after the run was made) counts as its value in ``defaults``, which the run used.
         """
         path = self.run / f"{self.stage}.json"
         self.run.mkdir(parents=True, exist_ok=True)
@@ -91,7 +93,7 @@ class StageStore:
                 pass
             finally:
                 tmp.unlink()
-        old = json.loads(path.read_text())
+        old = {**(defaults or {}), **json.loads(path.read_text())}
         diff = {k: (old.get(k), v) for k, v in config.items() if k not in ignore and old.get(k) != v}
         if diff:
             said = ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in diff.items())

@@ -10,7 +10,7 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 TRAJECTORIES = ("grid", "full")
 RESOURCE_SETTINGS = ("max_batch", "memory_gib")  # change speed, not results: a resumed run may change them
 METHOD_SETTINGS = ("fast_share", "fast_refresh", "fast_neighbours", "trajectory", "pruner", "segment_tokens",
-                   "compressed", "rewriter")  # recorded only for the methods that use them
+                   "compressed", "rewriter", "passes")  # recorded only for the methods that use them
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class PruneConfig:
     only an order (the baselines) has its states scored at every 0.05 of keep ratio and at its last
     state (``grid``, NaN between) or after every deletion (``full``); searches always record all.
     ``pruner``: the ``learned`` method's pruner directory (None: the one that ships for the model);
+    ``passes``: ``learned`` ranks in this many passes, each on the chain the earlier ones left;
     ``segment_tokens``: ``llmlingua``'s segment length in tokens; ``compressed``: ``import``'s
     JSONL file; ``rewriter``: ``rewrite``'s model (None: the pruner itself).
     """
@@ -42,6 +43,7 @@ class PruneConfig:
     segment_tokens: int = 20
     compressed: str | None = None
     rewriter: str | None = None
+    passes: int = 1
 
     def __post_init__(self) -> None:
         from .registry import METHODS
@@ -62,6 +64,8 @@ class PruneConfig:
             raise ValueError(f"memory_gib {self.memory_gib} is not positive")
         if self.trajectory not in TRAJECTORIES:
             raise ValueError(f"unknown trajectory {self.trajectory!r}: use one of {', '.join(TRAJECTORIES)}")
+        if self.passes < 1:
+            raise ValueError(f"passes {self.passes} is not a positive number")
         if self.segment_tokens < 1:
             raise ValueError(f"segment_tokens {self.segment_tokens} is not a positive number of tokens")
         for setting, method in (("pruner", "learned"), ("compressed", "import"), ("rewriter", "rewrite")):

@@ -149,19 +149,26 @@ def fit_pruner(runs: Sequence[str | Path], models: Sequence[str] = ("ridge", "bo
 class Learned:
     name = "learned"
     help = "a pruner fitted on exact greedy runs ranks tokens from one hooked forward pass (--pruner)"
-    settings = ("pruner", "trajectory")
+    settings = ("pruner", "trajectory", "passes")
 
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
+        """One hooked pass per ``config.passes``: each deletes its share of ``n_delete`` tokens, lowest
+        predicted rank first, ranked on the features of the chain the earlier passes left."""
         from ..features import token_features
 
         pruner = _cached(str(config.pruner or shipped_pruner(engine.model.name)))
         if pruner.model != engine.model.name:
             raise RunError(f"the pruner was fitted on {pruner.model}, not {engine.model.name}: "
                            "fit one with `prunelens fit-pruner`")
-        features = token_features(engine.model, layout.prompt_ids, layout.reasoning_ids, layout.post_ids,
-                                  layout.token_texts)
-        scores = pruner.scores(features)
-        return Ranking(sorted(range(len(scores)), key=lambda j: scores[j])[:n_delete])
+        kept, order = list(range(len(layout.reasoning_ids))), []
+        for p in range(1, config.passes + 1):
+            features = token_features(engine.model, layout.prompt_ids, [layout.reasoning_ids[j] for j in kept],
+                                      layout.post_ids, [layout.token_texts[j] for j in kept])
+            scores = pruner.scores(features)
+            chosen = sorted(range(len(kept)), key=lambda i: scores[i])[: n_delete * p // config.passes - len(order)]
+            order += [kept[i] for i in chosen]
+            kept = [kept[i] for i in sorted(set(range(len(kept))) - set(chosen))]
+        return Ranking(order)
 
 
 register(Learned())

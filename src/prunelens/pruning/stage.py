@@ -199,7 +199,8 @@ def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConf
     text = writes_text(method)
     mine = shard_of(examples, shard)
     store = StageStore(out, "prune", prune_tables(text))
-    store.check_config({**run_config(model, config), "data": data}, ignore=RESOURCE_SETTINGS)
+    store.check_config({**run_config(model, config), "data": data}, ignore=RESOURCE_SETTINGS,
+                       defaults=PruneConfig(method=config.method).recorded())  # settings added since
     hashes = store.finished_column("content_hash")
     for example in mine:
         known = hashes.get(example.id)
