@@ -55,7 +55,7 @@ def main() -> None:
     shape = load_model("smollm2-135m", "cpu", weights=False)
     start = time.perf_counter()
     prune_examples(shape, examples, work / "ray", method=args.method,
-                             ray=RayOptions("local", workers=args.workers))
+                   ray=RayOptions("local", workers=args.workers))
     on_ray = time.perf_counter() - start
     orders = [pd.read_parquet(work / run / "examples.parquet").set_index("example_id").order for run in ("plain", "ray")]
     same = sum(list(orders[0][i]) == list(orders[1][i]) for i in orders[0].index)

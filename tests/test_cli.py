@@ -54,6 +54,13 @@ def test_prune_arguments_are_checked_before_the_model_loads(tmp_path, capsys, ca
         assert not ray.is_initialized()  # and no cluster started
 
 
+def test_distill_cluster_arguments_are_checked_before_anything_starts(tmp_path, capsys):
+    assert main(["distill", "--run", f"x={tmp_path}", "--eval", "e=gsm-symbolic", "--ray", "local",
+                 "--ray-workers", "0", "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--ray-workers 0 is not a positive number" in err[0], err
+
+
 def test_output_paths_of_the_wrong_kind(tmp_path, capsys):
     assert main(["view", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert "is a directory, not a file" in capsys.readouterr().err

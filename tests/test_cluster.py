@@ -86,27 +86,51 @@ def test_a_worker_killed_mid_example_loses_nothing(cluster, one_thread, tiny_mod
         stop.set()
         killer.join()
     assert killed, "no worker was seen at work: the test proved nothing"
-    assert summary["retried"] >= 1 and summary["done"] == 6
-    ran = pd.read_parquet(tmp_path / "ray" / "examples.parquet")
-    assert sorted(ran.example_id) == sorted(e.id for e in examples)  # each exactly once
+    assert summary["retried"] >= 1 and summary["done"] == 6  # the killed worker's example was done again
     _same_run(tmp_path / "plain", tmp_path / "ray")
 
 
 @pytest.mark.parametrize("on_ray", [False, True])
-def test_a_bad_example_is_reported_by_id_or_skipped(cluster, tiny_model, short_chains, tmp_path, capsys, on_ray):
+def test_a_bad_example_is_reported_by_id_or_skipped(request, tiny_model, short_chains, tmp_path, capsys, on_ray):
     run = tmp_path / "run"
     prune_examples(tiny_model, short_chains[:3], run, method="random", show_progress=False)
     rows = pd.read_parquet(run / "examples.parquet")
     bad = rows.example_id[1]
     rows.at[1, "order"] = rows.order[1][:2]  # as if pruned elsewhere to keep 0.9: no chain at keep 0.5
     rows.to_parquet(run / "examples.parquet")
-    ray_options = cluster if on_ray else None
+    ray_options = request.getfixturevalue("cluster") if on_ray else None
     with pytest.raises(RunError if on_ray else ValueError, match=f"{bad}: the run kept more than 0.5"):
         features_run(tiny_model, run, at_keep=[0.5], show_progress=False, ray=ray_options)
     assert not (run / "features.parquet").exists()
     features_run(tiny_model, run, at_keep=[0.5], show_progress=False, ray=ray_options, skip_bad=True)
     assert set(pd.read_parquet(run / "features.parquet").example_id) == set(rows.example_id) - {bad}
     assert f"skipped: {bad}: the run kept more than 0.5" in capsys.readouterr().err
+
+
+def test_only_bad_input_is_skipped_and_a_model_that_cannot_load_stops_the_run(cluster, tiny_model, tmp_path):
+    """skip_bad leaves out the examples whose error is one the stage calls bad input; another user
+    error (a missing file) stops the run; a worker that cannot load its model stops it at once."""
+    from prunelens.cluster import ModelSpec, run_examples
+
+    spec = ModelSpec(tiny_model.name, str(tiny_model.path), "cpu", "float32", 1)
+
+    def task(model, payload):
+        if payload == "bad":
+            raise ValueError("no chain at keep 0.5")
+        if payload == "missing":
+            raise FileNotFoundError("pruner.json is missing")
+        (tmp_path / payload).write_text(model.name)
+
+    items = [("a", "a"), ("b", "bad"), ("c", "c")]
+    summary = run_examples(cluster, spec, task, items, bad=(ValueError,), skip_bad=True, show_progress=False)
+    assert summary["done"] == 2 and summary["skipped"] == ["b: no chain at keep 0.5"]
+    assert (tmp_path / "a").read_text() == tiny_model.name  # the recorded name, not the resolved path
+    with pytest.raises(RunError, match="missing: pruner.json is missing"):
+        run_examples(cluster, spec, task, [("m", "missing"), ("d", "d")], bad=(ValueError,), skip_bad=True,
+                     show_progress=False)
+    broken = ModelSpec("broken", str(tmp_path / "no-model"), "cpu", "float32", 1)
+    with pytest.raises(RunError, match="could not load"):
+        run_examples(cluster, broken, task, items, show_progress=False)
 
 
 def test_distill_on_ray_trains_the_students_of_a_plain_run(cluster, one_thread, tiny_model, short_chains, tmp_path):

@@ -30,10 +30,12 @@ def test_gsm_symbolic_templates_pick_problems_of_the_plain_stream():
             assert e == plain[e.id]
             assert (generator[int(e.id.rsplit("-", 1)[1])] in {26, 43, 44, 45}) is inside
     assert len(chosen) == 6 and len(others) == 20
+    assert len(load_examples("gsm-symbolic:templates=26", limit=3, seed=0)) == 3  # one template in 85: the stream grows
 
 
 @pytest.mark.parametrize("source, message", [
     ("gsm-symbolic:templates=a", "'a' is not a template id"),
+    ("gsm-symbolic:templates=5-3", "'5-3' is not a template id or range"),
     ("gsm-symbolic:templates=5000", "no template 5000"),
     ("gsm-symbolic:sizes=1", "give gsm-symbolic:templates=IDS"),
 ])

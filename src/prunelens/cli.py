@@ -78,6 +78,14 @@ def _source(data: str) -> str:
     return f"{kind}:{Path(rest).expanduser().resolve()}" if rest and not is_generated(data) else data
 
 
+def _absolute(path: str | None) -> str | None:
+    """A file or directory setting as recorded and sent to workers (any working directory): absolute.
+    A name that is no local path (a Hugging Face id) stays as it is."""
+    if path is None or not Path(path).expanduser().exists():
+        return path
+    return str(Path(path).expanduser().resolve())
+
+
 def _out_dir(path: str) -> None:
     if Path(path).exists() and not Path(path).is_dir():
         raise ValueError(f"--out {path} is a file, not a directory")
@@ -122,7 +130,18 @@ def _ray(args):
 
     if getattr(args, "shard", None):
         raise ValueError("--shard and --ray do not mix: the cluster hands out every example")
-    return RayOptions(args.ray, args.ray_workers, getattr(args, "threads", None) or 1, device=args.device)
+    threads = getattr(args, "threads", None)
+    return RayOptions(args.ray, args.ray_workers, 1 if threads is None else threads,
+                      device=getattr(args, "device", None))
+
+
+def _cluster_device(args, ray) -> str:
+    """Join or start the cluster once ``--model`` is known to exist; the device its workers use."""
+    from .cluster import connect
+    from .models import resolve_model_path
+
+    resolve_model_path(args.model)  # a bad --model fails before the cluster starts
+    return connect(ray)
 
 
 def cmd_info(args) -> None:
@@ -144,8 +163,9 @@ def cmd_prune(args) -> None:
                          fast_share=args.fast_share, fast_refresh=args.fast_refresh,
                          fast_neighbours=args.fast_neighbours, max_batch=args.max_batch,
                          memory_gib=args.memory_gib, dtype=args.dtype,
-                         trajectory="full" if args.full_trajectory else "grid", pruner=args.pruner, passes=args.passes,
-                         segment_tokens=args.segment_tokens, compressed=args.compressed, rewriter=args.rewriter)
+                         trajectory="full" if args.full_trajectory else "grid", pruner=_absolute(args.pruner),
+                         passes=args.passes, segment_tokens=args.segment_tokens,
+                         compressed=_absolute(args.compressed), rewriter=_absolute(args.rewriter))
     shard_of([], args.shard)  # checked before the model loads
     ray = _ray(args)
     if config.method == "learned":  # the pruner file too
@@ -162,11 +182,7 @@ def cmd_prune(args) -> None:
         _set_threads(args)
         device = args.device or default_device()
     else:  # the driver lays out and records; the workers load the weights
-        from .cluster import connect
-        from .models import resolve_model_path
-
-        resolve_model_path(args.model)  # a bad --model fails before the cluster starts
-        device = connect(ray)
+        device = _cluster_device(args, ray)
     model, examples = _load(args, config.torch_dtype(device), weights=ray is None, examples=examples)
     summary = prune_examples(model, examples, args.out, config, shard=args.shard, skip_bad=args.skip_bad,
                              data=_source(args.data), ray=ray)
@@ -252,13 +268,10 @@ def cmd_features(args) -> None:
         _set_threads(args)
         model = load_model(args.model, args.device)
     else:
-        from .cluster import connect
-        from .models import resolve_model_path
         from .schema import EXAMPLES, read_table
 
-        read_table(args.run, EXAMPLES)  # a bad run or --model fails before the cluster starts
-        resolve_model_path(args.model)
-        model = load_model(args.model, connect(ray), weights=False)
+        read_table(args.run, EXAMPLES)  # a bad run fails before the cluster starts
+        model = load_model(args.model, _cluster_device(args, ray), weights=False)
     path = features_run(model, args.run, layers, at_keep, ray=ray, skip_bad=args.skip_bad)
     print(f"features -> {path}")
 

@@ -56,7 +56,7 @@ def _templates(spec: str) -> tuple[set[int], bool]:
     ids: set[int] = set()
     for part in value.split(","):
         low, dash, high = part.partition("-")
-        if not low.isdigit() or (dash and not high.isdigit()):
+        if not low.isdigit() or (dash and not high.isdigit()) or (dash and int(high) < int(low)):
             raise DataError(f"gsm-symbolic:{spec}: {part!r} is not a template id or range")
         ids.update(range(int(low), int(high if dash else low) + 1))
     return ids, key == "templates"
@@ -68,7 +68,6 @@ def _gsm_symbolic(limit: int | None, seed: int, spec: str = "") -> Iterator[Exam
     import reasoning_gym
     from reasoning_gym.arithmetic.gsm_symbolic.gsm_symbolic import tasks_ok
 
-    size = limit if limit is not None else 100
     chosen = set(tasks_ok)
     if spec:
         ids, keep = _templates(spec)
@@ -77,13 +76,21 @@ def _gsm_symbolic(limit: int | None, seed: int, spec: str = "") -> Iterator[Exam
             raise DataError(f"gsm-symbolic:{spec}: no template {unknown[0]} (there are {len(chosen)}: "
                             f"{min(chosen)}-{max(chosen)}, some missing)")
         chosen = chosen & ids if keep else chosen - ids
-        size *= 2 * len(tasks_ok) // max(1, len(chosen))  # the stream's ids stay those of the unfiltered one
-    dataset = reasoning_gym.create_dataset("gsm_symbolic", size=size, seed=seed)
-    for i in range(size):
-        if dataset.task_indices[i] in chosen:
-            entry = dataset[i]
-            chain, final = split_chain(entry["metadata"]["answer_cot"])
-            yield Example(f"gsm-symbolic-{seed}-{i}", entry["question"], chain, final)
+        if not chosen:
+            raise DataError(f"gsm-symbolic:{spec}: that leaves no template")
+    wanted = limit if limit is not None else 100
+    start, size, found = 0, wanted, 0
+    while True:  # a longer stream starts with the shorter one: grow it until enough problems match
+        dataset = reasoning_gym.create_dataset("gsm_symbolic", size=size, seed=seed)
+        for i in range(start, size):
+            if dataset.task_indices[i] in chosen:
+                entry = dataset[i]
+                chain, final = split_chain(entry["metadata"]["answer_cot"])
+                yield Example(f"gsm-symbolic-{seed}-{i}", entry["question"], chain, final)
+                found += 1
+                if found == wanted:
+                    return
+        start, size = size, 2 * size
 
 
 def _gsm8k_record(obj: dict, lineno: int) -> Example:

@@ -196,12 +196,12 @@ def features_run(model, run: str | Path, layers: Sequence[int] | None = None, at
     texts = tokens.groupby("example_id", sort=False)["token_text"].apply(list)
     todo = [(row.example_id, (row, texts[row.example_id]))
             for _, row in examples[~examples.example_id.isin(finished)].iterrows()]
-    task = partial(_features_one, layers=layers, at_keep=list(at_keep), run=Path(run))
+    task = partial(_features_one, layers=layers, at_keep=list(at_keep), run=Path(run).resolve())
     if ray is not None:
         from .cluster import run_examples, spec_of
 
-        skipped = run_examples(ray, spec_of(model, ray), task, todo, skip_bad=skip_bad, desc="features",
-                               show_progress=show_progress)["skipped"]
+        skipped = run_examples(ray, spec_of(model, ray), task, todo, bad=(ValueError,), skip_bad=skip_bad,
+                               desc="features", show_progress=show_progress)["skipped"]
     else:
         skipped = []
         for _, item in progress_bar(todo, desc="features", unit="ex", disable=not show_progress):

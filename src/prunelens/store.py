@@ -4,7 +4,9 @@ A stage writes, for each finished example, one part file per table under ``RUN/p
 (temporary file, then rename), so shards of one run (``--shard i/n``) and the workers of a Ray
 cluster may write into one directory at once. ``merge`` joins the parts into ``RUN/TABLE.parquet``,
 once, by whoever ran every example (a plain run, a cluster's driver, or ``prunelens merge`` after
-the shards); each table is replaced whole, never seen half-written. A re-run skips the examples
+the shards); each table is replaced whole, never seen half-written. Merges are not locked: two
+running at once (say two plain runs into one directory) may leave the older one's table last,
+which the next merge mends. A re-run skips the examples
 whose parts exist: a killed run loses at most the examples in flight.
 """
 

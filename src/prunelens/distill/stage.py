@@ -75,13 +75,13 @@ def _student(base, item: tuple[str, int | None], *, sets: dict, problems: dict, 
     each file is written once, so a killed student resumes (a Ray worker runs this too)."""
     from ..models import load_model
     from .evaluate import answers_match, extract_answer, generate, kl_drift
-    from .train import FINAL, is_trained, train_student
+    from .train import FINAL, train_student
 
     name, seed = item
     folder = out / "students" / _label(name, seed)
     student = base
     if seed is not None:
-        if not is_trained(folder):
+        if not (folder / "train.json").exists():  # written after the student is: a kill between resumes
             write_text(json.dumps(train_student(sets[name], folder, config, seed, show_progress), indent=1),
                        folder / "train.json")
         student = load_model(str(folder / FINAL), base.device.type)
@@ -113,7 +113,7 @@ def distill(runs: Mapping[str, str | Path], out: str | Path, config: DistillConf
 
     if not config.eval_sets:
         raise ValueError("give at least one eval set")
-    out = Path(out)
+    out = Path(out).resolve()  # absolute: Ray workers have another working directory
     sets = training_sets(runs, config.keep_ratio, config.train_limit)  # every run checked before any work
     problems = _eval_problems(config, set(sets["full"].question))
     store = StageStore(out, "distill", ())

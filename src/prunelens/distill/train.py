@@ -3,7 +3,7 @@
 Full fine-tuning in float32 on CPU (bf16 on CUDA), or LoRA adapters through ``peft`` (merged into
 the weights at the end). Seeds fixed; checkpoints every ``save_steps`` under ``OUT/checkpoints``
 (safetensors), and a killed training resumes from the last one; the finished student is saved to
-``OUT/final`` (safetensors and tokenizer), which marks it done.
+``OUT/final`` (safetensors and tokenizer).
 """
 
 from __future__ import annotations
@@ -17,10 +17,6 @@ from .config import DistillConfig
 from .data import IGNORE, encode
 
 FINAL = "final"
-
-
-def is_trained(out: str | Path) -> bool:
-    return (Path(out) / FINAL / "config.json").exists()
 
 
 def train_student(rows: pd.DataFrame, out: str | Path, config: DistillConfig, seed: int,

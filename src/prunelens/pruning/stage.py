@@ -223,8 +223,8 @@ def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConf
     if ray is not None:
         from ..cluster import run_examples, spec_of
 
-        cluster = run_examples(ray, spec_of(model, ray), partial(_prune_one, config=config, out=Path(out)),
-                               [(e.id, (e, layouts[e.id])) for e in todo], skip_bad=skip_bad,
+        cluster = run_examples(ray, spec_of(model, ray), partial(_prune_one, config=config, out=Path(out).resolve()),
+                               [(e.id, (e, layouts[e.id])) for e in todo], bad=(LayoutError,), skip_bad=skip_bad,
                                desc=f"prune {config.method}", show_progress=show_progress)
         summary["skipped"] += cluster["skipped"]
         summary["retried"] = cluster["retried"]
