@@ -125,7 +125,7 @@ def test_only_bad_input_is_skipped_and_a_model_that_cannot_load_stops_the_run(cl
     summary = run_examples(cluster, spec, task, items, bad=(ValueError,), skip_bad=True, show_progress=False)
     assert summary["done"] == 2 and summary["skipped"] == ["b: no chain at keep 0.5"]
     assert (tmp_path / "a").read_text() == tiny_model.name  # the recorded name, not the resolved path
-    with pytest.raises(RunError, match="missing: pruner.json is missing"):
+    with pytest.raises(RunError, match="^m: pruner.json is missing$"):
         run_examples(cluster, spec, task, [("m", "missing"), ("d", "d")], bad=(ValueError,), skip_bad=True,
                      show_progress=False)
     broken = ModelSpec("broken", str(tmp_path / "no-model"), "cpu", "float32", 1)
