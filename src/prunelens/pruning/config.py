@@ -90,10 +90,20 @@ class PruneConfig:
 
     def recorded(self) -> dict[str, Any]:
         """What a run records: every setting, with those its method does not use set to None."""
-        from .registry import METHODS
+        return _as_recorded(self.method, asdict(self))
 
-        uses = METHODS[self.method].settings
-        return {k: (None if k in METHOD_SETTINGS and k not in uses else v) for k, v in asdict(self).items()}
+    @classmethod
+    def recorded_defaults(cls, method: str) -> dict[str, Any]:
+        """What a run of ``method`` records for settings left at their defaults (no validation: a
+        method may need a setting that has none)."""
+        return _as_recorded(method, {f.name: f.default for f in fields(cls)})
+
+
+def _as_recorded(method: str, settings: dict[str, Any]) -> dict[str, Any]:
+    from .registry import METHODS
+
+    uses = METHODS[method].settings
+    return {k: (None if k in METHOD_SETTINGS and k not in uses else v) for k, v in settings.items()}
 
     def torch_dtype(self, device: str):
         """The torch dtype to load the model in on ``device``."""

@@ -200,7 +200,7 @@ def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConf
     mine = shard_of(examples, shard)
     store = StageStore(out, "prune", prune_tables(text))
     store.check_config({**run_config(model, config), "data": data}, ignore=RESOURCE_SETTINGS,
-                       defaults=PruneConfig(method=config.method).recorded())  # settings added since
+                       defaults=PruneConfig.recorded_defaults(config.method))  # settings added since
     hashes = store.finished_column("content_hash")
     for example in mine:
         known = hashes.get(example.id)
