@@ -98,13 +98,6 @@ class PruneConfig:
         method may need a setting that has none)."""
         return _as_recorded(method, {f.name: f.default for f in fields(cls)})
 
-
-def _as_recorded(method: str, settings: dict[str, Any]) -> dict[str, Any]:
-    from .registry import METHODS
-
-    uses = METHODS[method].settings
-    return {k: (None if k in METHOD_SETTINGS and k not in uses else v) for k, v in settings.items()}
-
     def torch_dtype(self, device: str):
         """The torch dtype to load the model in on ``device``."""
         import torch
@@ -112,3 +105,10 @@ def _as_recorded(method: str, settings: dict[str, Any]) -> dict[str, Any]:
         if self.dtype == "auto":
             return torch.float32 if device == "cpu" else torch.bfloat16
         return getattr(torch, self.dtype)
+
+
+def _as_recorded(method: str, settings: dict[str, Any]) -> dict[str, Any]:
+    from .registry import METHODS
+
+    uses = METHODS[method].settings
+    return {k: (None if k in METHOD_SETTINGS and k not in uses else v) for k, v in settings.items()}
