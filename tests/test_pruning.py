@@ -95,6 +95,39 @@ def test_engine_refuses_positions_outside_the_reasoning(tiny_model, short_chains
         engine.score(state, [[len(layout.reasoning_ids)]])
 
 
+def test_the_engine_still_scores_after_the_hooked_model_ran(tiny_model, short_chains):
+    """Features hook the same model through TransformerBridge; the engine's KV cache must survive it
+    (transformers 5.24 renamed the cache argument that transformer-lens 4.3 reads, and it did not)."""
+    from prunelens.features import sequence_features
+
+    layout = render(short_chains[2], tiny_model.tokenizer)
+    p, n, a = len(layout.prompt_ids), len(layout.reasoning_ids), len(layout.post_ids)
+    before = Engine(tiny_model)
+    expected = before.score(before.state(layout.ids, p, a), [[0], [n - 1]])
+    sequence_features(tiny_model, layout.ids, p, n, families=("attn",))
+    after = Engine(tiny_model)
+    assert after.score(after.state(layout.ids, p, a), [[0], [n - 1]]) == pytest.approx(expected, abs=1e-5)
+
+
+def test_a_model_that_drops_the_cache_is_a_clear_error(tiny_model, short_chains):
+    from transformers import DynamicCache
+
+    from prunelens.errors import ModelLoadError
+
+    layout = render(short_chains[2], tiny_model.tokenizer)
+    engine = Engine(tiny_model)
+    decoder = engine.decoder
+
+    def dropping(**kwargs):  # what a bridged model did under transformers 5.24: the cache comes back unfilled
+        out = decoder(**kwargs)
+        out.past_key_values = DynamicCache(config=tiny_model.hf.config)
+        return out
+
+    engine.decoder = dropping
+    with pytest.raises(ModelLoadError, match="KV cache empty under transformers"):
+        engine.state(layout.ids, len(layout.prompt_ids), len(layout.post_ids))
+
+
 @pytest.mark.parametrize("objective", ["reason-answer", "answer"])
 def test_greedy_equals_naive_on_tiny_model(tiny_model, short_chains, objective):
     layout = render(short_chains[3], tiny_model.tokenizer)

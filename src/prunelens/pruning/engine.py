@@ -137,6 +137,12 @@ class Engine:
         out = self.decoder(input_ids=ids, position_ids=positions, attention_mask=mask,
                            past_key_values=past, use_cache=True)
         self.tokens += ids.numel()
+        if any(layer.keys is None for layer in out.past_key_values.layers):
+            import transformers
+
+            from ..errors import ModelLoadError
+            raise ModelLoadError(f"the model left its KV cache empty under transformers {transformers.__version__}: "
+                                 "a model hooked by transformer-lens 4.3 needs transformers<5.24")
         return out.last_hidden_state, out.past_key_values
 
     def logprobs(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
