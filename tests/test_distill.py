@@ -144,7 +144,10 @@ def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tm
     for name in ("results.csv", "pairs.csv", "accuracy_vs_tokens.png"):
         assert (out / name).exists()
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")}
-    distill({"greedy": runs["greedy"], "random": runs["random"]}, out, config, show_progress=False)
-    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")} == stamps  # nothing redone
+    stale = out / "students" / "random-s0" / "drift.json"
+    stale.write_text(json.dumps({"kl_drift": 123.0}))  # read before drift laid texts out as training does
+    again = distill({"greedy": runs["greedy"], "random": runs["random"]}, out, config, show_progress=False)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")} == stamps  # no generation redone
+    assert again["results"].set_index("method").loc["random", "kl_drift"] == trained.loc["random", "kl_drift"]
     assert main(["distill", "--run", "greedy=" + str(runs["greedy"]), "--eval", f"held=jsonl:{held}",
                  "--epochs", "3", "--out", str(out), "--student", str(tiny_model.path)]) == 2  # other settings

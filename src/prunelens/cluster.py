@@ -159,6 +159,7 @@ def run_examples(options: RayOptions, spec: ModelSpec, task: Callable[[Any, Any]
 
     connect(options)
     actors = _actors(options, spec, len(items))
+    task = ray.put(task)  # pickled once (a distill task carries every training set), not per hand-out
     idle, pending, busy = deque(actors), deque(items), {}
     deaths: Counter = Counter()
     attempts: Counter = Counter()
@@ -183,6 +184,11 @@ def run_examples(options: RayOptions, spec: ModelSpec, task: Callable[[Any, Any]
         """Hand ``actor`` nothing until it answers: a restarting actor fails every call at once."""
         probes[actor.ping.remote()] = actor
 
+    def not_loaded(err: Exception) -> None:
+        """A worker whose model did not load stops the run: every worker would fail the same way."""
+        if getattr(err, "actor_init_failed", False):
+            raise RunError(f"a Ray worker could not load {spec.path}: {_first_line(err)}") from None
+
     probes: dict = {}
     try:
         while pending or busy:
@@ -202,15 +208,13 @@ def run_examples(options: RayOptions, spec: ModelSpec, task: Callable[[Any, Any]
                     time.sleep(0.2)
                     probe(actor)
                 except RayActorError as err:
-                    if getattr(err, "actor_init_failed", False):
-                        raise RunError(f"a Ray worker could not load {spec.path}: {_first_line(err)}") from None
+                    not_loaded(err)
                 continue  # dead for good: dropped
             actor, item = busy.pop(ref)
             try:
                 error = ray.get(ref)
             except (RayActorError, WorkerCrashedError, OutOfMemoryError) as err:
-                if getattr(err, "actor_init_failed", False):  # the model did not load: every worker will fail so
-                    raise RunError(f"a Ray worker could not load {spec.path}: {_first_line(err)}") from None
+                not_loaded(err)
                 deaths[actor] += 1
                 attempts[item[0]] += 1
                 if deaths[actor] <= options.retries:

@@ -52,10 +52,14 @@ def _eval_problems(config: DistillConfig, train_questions: set[str]) -> dict[str
     return out
 
 
-def _json(path: Path, make) -> dict:
-    if not path.exists():
-        write_text(json.dumps(make(), indent=1), path)
-    return json.loads(path.read_text())
+DRIFT_LAYOUT = "render"  # drift.json before this key laid texts out unlike training: measured again
+
+
+def _finished(path: Path) -> bool:
+    """Written, and for drift measured the current way."""
+    if path.name == "drift.json":
+        return path.exists() and json.loads(path.read_text()).get("layout") == DRIFT_LAYOUT
+    return path.exists()
 
 
 def _label(name: str, seed: int | None) -> str:
@@ -85,7 +89,9 @@ def _student(base, item: tuple[str, int | None], *, sets: dict, problems: dict, 
             write_text(json.dumps(train_student(sets[name], folder, config, seed, show_progress), indent=1),
                        folder / "train.json")
         student = load_model(str(folder / FINAL), base.device.type)
-        _json(folder / "drift.json", lambda: {"kl_drift": kl_drift(base, student, held_out)})
+        if not _finished(folder / "drift.json"):
+            write_text(json.dumps({"kl_drift": kl_drift(base, student, held_out), "layout": DRIFT_LAYOUT}),
+                       folder / "drift.json")
     for spec in config.eval_sets:
         path = out / "generations" / f"{_label(name, seed)}.{spec.name}.parquet"
         if path.exists():
@@ -131,7 +137,7 @@ def distill(runs: Mapping[str, str | Path], out: str | Path, config: DistillConf
               for name, rows in sets.items()}
     held_out = problems[config.eval_sets[0].name][: config.kl_texts]  # drift is read on these
     students = [(BASE, None)] + [(name, seed) for name in sets for seed in config.seeds]
-    todo = [s for s in students if not all(p.exists() for p in _files(out, _label(*s), config))]
+    todo = [s for s in students if not all(_finished(p) for p in _files(out, _label(*s), config))]
     task = partial(_student, sets=sets, problems=problems, held_out=held_out, config=config, out=out)
     if ray is not None:
         from ..cluster import run_examples, spec_of
