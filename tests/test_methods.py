@@ -86,6 +86,10 @@ def test_fit_and_load_refuse_what_they_cannot_use(tiny_model, short_chains, tiny
     prune_examples(tiny_model, short_chains[:2], bare, method="greedy", show_progress=False)
     with pytest.raises(RunError, match="has no features: run `prunelens features"):
         fit_pruner([bare])
+    features_run(tiny_model, bare, show_progress=False)
+    prune_examples(tiny_model, short_chains[:3], bare, method="greedy", show_progress=False)  # one chain more
+    with pytest.raises(RunError, match="1 chain.s. pruned after its features were made"):
+        fit_pruner([bare])
     with pytest.raises(RunError, match="share example ids"):
         fit_pruner([tiny_greedy_run, tiny_greedy_run])
     ids = sorted(pd.read_parquet(tiny_greedy_run / "examples.parquet").example_id, key=lambda i: int(i.split("-")[1]))
