@@ -11,7 +11,9 @@ per second, model FLOPs per second as a share of the peak), and the naive full-r
 on its first ``--naive-steps`` steps (time extrapolated by its exact token count). Exactness in
 bf16: at every timed step, naive's objective of exact greedy's choice is within ``--tolerance`` of
 naive's best (near-ties may pick another index). Targets on an H100: a 150-token chain with the
-1.5B-shaped model in under 10 s; at least 35% of bf16 matmul peak while scoring.
+1.5B-shaped model in under 10 s; at least 35% of bf16 matmul peak while scoring. ``--lockstep K``
+also times K such chains searched side by side (``search.lockstep``: candidates of K examples in
+shared passes), in seconds per chain beside the one-at-a-time figure.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import torch
 from prunelens.layout import Layout
 from prunelens.models import PrunerModel
 from prunelens.pruning import Engine, NaiveReference
-from prunelens.pruning.search import greedy
+from prunelens.pruning.search import drive, greedy_steps, lockstep
 from prunelens.store import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,12 +88,19 @@ def flops_per_token(model: PrunerModel) -> float:
     return 2 * (c.num_hidden_layers * (attn + mlp) + c.hidden_size * c.vocab_size)
 
 
+def synthetic(rng: np.random.Generator, vocab: int, tokens: int) -> Layout:
+    """80 prompt, ``tokens`` reasoning and 10 post tokens drawn at random."""
+    ids = rng.integers(100, vocab, size=80 + tokens + 10).tolist()
+    return Layout(ids[:80], ids[80: 80 + tokens], ids[80 + tokens:], [(0, 0)] * tokens)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="qwen2.5-1.5b,llama-3.1-8b")
     parser.add_argument("--tokens", type=int, default=150, help="reasoning tokens of the synthetic chain")
     parser.add_argument("--layers", type=int, default=None, help="override the layer count (CPU smoke runs)")
     parser.add_argument("--naive-steps", type=int, default=2)
+    parser.add_argument("--lockstep", type=int, default=0, help="also time this many chains side by side")
     parser.add_argument("--tolerance", type=float, default=2e-2, help="bf16 objective tolerance for exactness")
     parser.add_argument("--out", default=None, help="JSON (default benchmarks/results/gpu.json or cpu-smoke.json)")
     args = parser.parse_args()
@@ -104,15 +113,13 @@ def main() -> None:
     for name in args.models.split(","):
         model = random_model(name, device, args.layers)
         rng = np.random.default_rng(0)
-        vocab = model.hf.config.vocab_size
-        ids = rng.integers(100, vocab, size=80 + args.tokens + 10).tolist()
-        layout = Layout(ids[:80], ids[80: 80 + args.tokens], ids[80 + args.tokens:], [(0, 0)] * args.tokens)
+        layout = synthetic(rng, model.hf.config.vocab_size, args.tokens)
         engine = Engine(model)
         engine.score(engine.state(layout.ids, 80, 10), [[0]])  # warm-up
         engine = Engine(model)
         sync(device)
         start = time.perf_counter()
-        ranking = greedy(engine, layout, args.tokens, None, lambda k: None)
+        ranking = drive(engine, greedy_steps(engine, layout, args.tokens, None, lambda k: None))
         sync(device)
         seconds = time.perf_counter() - start
         naive = NaiveReference(model)
@@ -133,15 +140,27 @@ def main() -> None:
                "naive_seconds": naive_seconds * naive_tokens / naive.tokens, "naive_tokens": naive_tokens,
                "exact_within_tolerance": all(exact_ok)}
         row["speedup_vs_naive"] = row["naive_seconds"] / seconds
+        if args.lockstep > 1:
+            engine = Engine(model)
+            searches = ((i, greedy_steps(engine, synthetic(rng, model.hf.config.vocab_size, args.tokens), args.tokens,
+                                         None, lambda k: None)) for i in range(args.lockstep))
+            sync(device)
+            start = time.perf_counter()
+            for _ in lockstep(engine, searches, args.lockstep):
+                pass
+            sync(device)
+            row.update(lockstep=args.lockstep, lockstep_seconds_per_chain=(time.perf_counter() - start) / args.lockstep)
         rows.append(row)
         print(json.dumps(row), flush=True)
         del model, engine
         if device == "cuda":
             torch.cuda.empty_cache()
-    print(f"\n{'model':<16}{'s/chain':>9}{'tok/s':>10}{'peak':>7}{'naive s':>10}{'speed-up':>10}{'exact':>7}")
+    print(f"\n{'model':<16}{'s/chain':>9}{'tok/s':>10}{'peak':>7}{'naive s':>10}{'speed-up':>10}{'exact':>7}"
+          f"{'lockstep s/chain':>18}")
     for r in rows:
         print(f"{r['model']:<16}{r['seconds']:>9.1f}{r['tokens_per_second']:>10.0f}{r['peak_share']:>7.0%}"
-              f"{r['naive_seconds']:>10.0f}{r['speedup_vs_naive']:>9.1f}x{str(r['exact_within_tolerance']):>7}")
+              f"{r['naive_seconds']:>10.0f}{r['speedup_vs_naive']:>9.1f}x{str(r['exact_within_tolerance']):>7}"
+              f"{r.get('lockstep_seconds_per_chain', float('nan')):>18.1f}")
     write_text(json.dumps({"device": device, "peak_flops": peak, "torch": torch.__version__, "rows": rows}, indent=2), out)
     print(f"wrote {out}")
 

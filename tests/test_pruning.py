@@ -87,6 +87,31 @@ def test_advance_equals_a_fresh_state(tiny_model, short_chains):
     assert engine.score(advanced, [[0], [3, 4]]) == pytest.approx(engine.score(fresh, [[0], [3, 4]]), abs=1e-5)
 
 
+@pytest.mark.parametrize("objective", ["reason-answer", "answer"])
+def test_scoring_several_states_at_once_equals_one_at_a_time(tiny_model, short_chains, objective):
+    """score_many packs candidates of different sequences (other lengths, advanced states with memos)
+    into shared passes; every score must be the one ``score`` gives for its own state alone."""
+    def states(engine):
+        out = []
+        for example in (short_chains[0], short_chains[5], short_chains[9]):
+            layout = render(example, tiny_model.tokenizer)
+            p, n, a = len(layout.prompt_ids), len(layout.reasoning_ids), len(layout.post_ids)
+            state = engine.state(layout.ids, p, a)
+            engine.score(state, [[j] for j in range(n)])  # fills the memo
+            kept = [k for k in range(n) if k != n // 2]
+            out.append(engine.advance(state, pruned_ids(layout.prompt_ids, layout.reasoning_ids, layout.post_ids,
+                                                        kept), p + n // 2, deleted=n // 2))
+        return out
+
+    alone, together = Engine(tiny_model, objective), Engine(tiny_model, objective, max_rows=3)  # rows of 2+ states
+    asks = [[[j] for j in range(s.n)] + [[0, s.n - 1]] for s in states(alone)]
+    expected = [alone.score(s, ask) for s, ask in zip(states(alone), asks)]
+    got = together.score_many(list(zip(states(together), asks)))
+    for e, g in zip(expected, got):
+        assert g == pytest.approx(e, abs=1e-5)
+    assert len({len(s.ids) for s in states(alone)}) == 3  # prefix caches of three lengths in one pass
+
+
 def test_engine_refuses_positions_outside_the_reasoning(tiny_model, short_chains):
     layout = render(short_chains[0], tiny_model.tokenizer)
     engine = Engine(tiny_model)
@@ -299,6 +324,46 @@ def test_prune_examples_writes_tables_and_resumes(tiny_model, short_chains, tmp_
     prune_examples(tiny_model, examples[:1], fast, method="greedy-fast", keep_ratio=0.8, show_progress=False)
     with pytest.raises(RunError, match=f"fast_share={PruneConfig().fast_share} \\(now 0.3\\)"):
         prune_examples(tiny_model, examples, fast, method="greedy-fast", keep_ratio=0.8, fast_share=0.3,
+                       show_progress=False)
+
+
+@pytest.mark.parametrize("method,keep", [("greedy", 0.0), ("greedy-fast", 0.3)])
+def test_searches_side_by_side_give_the_tables_of_one_at_a_time(tiny_model, short_chains, tmp_path, method, keep):
+    """--lockstep 3 on 5 chains (examples end at different steps and are replaced): the same orders,
+    trajectories and per-example work as searching them one by one."""
+    examples = short_chains[:5]
+    runs = {k: tmp_path / f"x{k}" for k in (1, 3)}
+    for k, out in runs.items():
+        summary = prune_examples(tiny_model, examples, out, method=method, keep_ratio=keep, lockstep=k,
+                                 show_progress=False)
+        assert summary["done"] == 5
+    one, three = (pd.read_parquet(runs[k] / "examples.parquet").set_index("example_id") for k in (1, 3))
+    assert list(one.index) == list(three.index)
+    assert [list(o) for o in one.order] == [list(o) for o in three.order]
+    for a, b in zip(one.objective_trajectory, three.objective_trajectory):
+        assert np.allclose(a, b, atol=1e-5)
+    assert list(one.tokens_needed) == list(three.tokens_needed)  # each search's own share of the passes
+    assert (three.tokens_processed >= three.tokens_needed).all()
+    pd.testing.assert_frame_equal(pd.read_parquet(runs[1] / "tokens.parquet"), pd.read_parquet(runs[3] / "tokens.parquet"),
+                                  check_exact=False, atol=1e-5)
+
+
+def test_a_search_counts_its_own_work_as_the_engine_does(tiny_model, short_chains):
+    from prunelens.pruning.search import drive, greedy_steps
+
+    layout = render(short_chains[4], tiny_model.tokenizer)
+    engine = Engine(tiny_model)
+    ranking = drive(engine, greedy_steps(engine, layout, len(layout.reasoning_ids), None, lambda k: None))
+    assert ranking.work == (engine.tokens, engine.useful) and engine.useful > 0
+
+
+def test_lockstep_is_refused_where_it_cannot_apply(tiny_model, short_chains, tmp_path):
+    from prunelens.cluster import RayOptions
+
+    with pytest.raises(ValueError, match="lockstep is for the searches .greedy, greedy-fast., not random"):
+        PruneConfig(method="random", lockstep=2)
+    with pytest.raises(ValueError, match="not with --ray"):
+        prune_examples(tiny_model, short_chains[:2], tmp_path / "run", lockstep=2, ray=RayOptions("local"),
                        show_progress=False)
 
 

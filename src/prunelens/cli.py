@@ -156,6 +156,7 @@ def cmd_info(args) -> None:
 def cmd_prune(args) -> None:
     from .models import default_device
     from .pruning import METHODS, PruneConfig, prune_examples, writes_text
+    from .pruning.stage import check_ray
     from .schema import prune_tables
     from .store import shard_of
 
@@ -164,10 +165,11 @@ def cmd_prune(args) -> None:
                          fast_neighbours=args.fast_neighbours, max_batch=args.max_batch,
                          memory_gib=args.memory_gib, dtype=args.dtype,
                          trajectory="full" if args.full_trajectory else "grid", pruner=_absolute(args.pruner),
-                         passes=args.passes, segment_tokens=args.segment_tokens,
+                         passes=args.passes, lockstep=args.lockstep, segment_tokens=args.segment_tokens,
                          compressed=_absolute(args.compressed), rewriter=_absolute(args.rewriter))
     shard_of([], args.shard)  # checked before the model loads
     ray = _ray(args)
+    check_ray(config, ray)
     if config.method == "learned":  # the pruner file too
         from .pruning.learned import load_pruner, shipped_pruner
 
@@ -402,6 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fast-neighbours", type=int, default=defaults.fast_neighbours,
                    help="greedy-fast: also re-score tokens this close to a deletion")
     p.add_argument("--max-batch", type=int, default=None, help="most packed rows per forward pass")
+    p.add_argument("--lockstep", type=int, default=defaults.lockstep,
+                   help="greedy, greedy-fast: search this many examples side by side, scored in shared passes")
     p.add_argument("--memory-gib", type=float, default=None,
                    help="memory budget of the scoring engine (default: 2 on CPU, 60%% of free GPU memory)")
     p.add_argument("--full-trajectory", action="store_true",

@@ -8,7 +8,7 @@ from typing import Any
 OBJECTIVES = ("reason-answer", "answer")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 TRAJECTORIES = ("grid", "full")
-RESOURCE_SETTINGS = ("max_batch", "memory_gib")  # change speed, not results: a resumed run may change them
+RESOURCE_SETTINGS = ("max_batch", "memory_gib", "lockstep")  # change speed, not results: a resumed run may change them
 METHOD_SETTINGS = ("fast_share", "fast_refresh", "fast_neighbours", "trajectory", "pruner", "segment_tokens",
                    "compressed", "rewriter", "passes")  # recorded only for the methods that use them
 
@@ -19,6 +19,8 @@ class PruneConfig:
 
     ``fast_*`` tune greedy-fast (see ``search``); ``max_batch`` caps packed rows per forward pass and
     ``memory_gib`` sets the engine's memory budget (default 2 GiB on CPU, 60% of free GPU memory);
+    ``lockstep``: the searches (greedy, greedy-fast) of this many examples run side by side, their
+    candidates scored in the same passes (fuller passes in late steps, on a GPU above all);
     ``dtype`` ``auto`` is float32 on CPU and bfloat16 on CUDA. ``trajectory``: a method that returns
     only an order (the baselines) has its states scored at every 0.05 of keep ratio and at its last
     state (``grid``, NaN between) or after every deletion (``full``); searches always record all.
@@ -44,6 +46,7 @@ class PruneConfig:
     compressed: str | None = None
     rewriter: str | None = None
     passes: int = 1
+    lockstep: int = 1
 
     def __post_init__(self) -> None:
         from .registry import METHODS
@@ -66,6 +69,11 @@ class PruneConfig:
             raise ValueError(f"unknown trajectory {self.trajectory!r}: use one of {', '.join(TRAJECTORIES)}")
         if self.passes < 1:
             raise ValueError(f"passes {self.passes} is not a positive number")
+        if self.lockstep < 1:
+            raise ValueError(f"lockstep {self.lockstep} is not a positive number of examples")
+        if self.lockstep > 1 and not hasattr(METHODS[self.method], "steps"):
+            raise ValueError(f"lockstep is for the searches ({', '.join(m for m in METHODS if hasattr(METHODS[m], 'steps'))}), "
+                             f"not {self.method}")
         if self.segment_tokens < 1:
             raise ValueError(f"segment_tokens {self.segment_tokens} is not a positive number of tokens")
         for setting, method in (("pruner", "learned"), ("compressed", "import"), ("rewriter", "rewrite")):

@@ -23,8 +23,14 @@ one vector). Only the new tokens from ``c`` to the second-to-last need the model
   prefix cache and reused blocks are concatenated per row, eager attention keeps a float32 score
   matrix per head; the memo itself stops growing at the same budget.
 
+- **several sequences per pass** (``score_many``): requests of several states (the searches of
+  several examples side by side) are packed together; a row holds candidates of one state and
+  carries that state's prefix cache, so late steps of short chains still fill a pass.
+
 ``Engine.tokens`` counts the slots passed through the model (padding included); ``Engine.useful``
-counts the tokens the scheme must compute, so their ratio is the packing overhead.
+counts the tokens the scheme must compute, so their ratio is the packing overhead. Each state
+carries the same two counts for the work done on its sequence and the states it was advanced
+from (a search's own share when several run side by side).
 """
 
 from __future__ import annotations
@@ -68,6 +74,8 @@ class State:
     hidden: torch.Tensor  # [T - 1, d] final (normed) hidden states
     cache: KV  # [1, kv_heads, T - 1, head_dim]
     memo: dict[int, Memo] | None = field(default=None, repr=False)  # reasoning index -> its segment
+    tokens: int = 0  # slots passed through the model for this state and those it was advanced from
+    useful: int = 0  # of which the scheme needed
 
     @property
     def n(self) -> int:
@@ -83,6 +91,7 @@ class _Candidate:
     known: float | None  # sum of log-probs at positions c..u from a memo (None: c is predicted from the state)
     block: KV | None  # memo key/values of positions [c, u)
     key: int | None  # reasoning index whose memo this candidate refreshes
+    owner: int = 0  # which state (of the requests scored together) it is a candidate of
 
     @property
     def length(self) -> int:
@@ -165,7 +174,7 @@ class Engine:
         tlp = torch.zeros(x.shape[1], dtype=torch.float32, device=self.device)
         tlp[1:] = self.logprobs(hidden[0], x[0, 1:])
         return State(list(ids), p, a, tlp, hidden[0], [(layer.keys, layer.values) for layer in past.layers],
-                     {} if self.reuse else None)
+                     {} if self.reuse else None, x.shape[1] - 1, x.shape[1] - 1)
 
     @torch.inference_mode()
     def advance(self, state: State, ids: Sequence[int], c: int, deleted: int | None = None) -> State:
@@ -176,7 +185,8 @@ class Engine:
         """
         x = torch.tensor(list(ids), device=self.device)
         hidden, cache = state.hidden[:c], [(k[:, :, :c], v[:, :, :c]) for k, v in state.cache]
-        if len(ids) - 1 > c:
+        work = max(0, len(ids) - 1 - c)
+        if work:
             positions = torch.arange(c, len(ids) - 1, device=self.device)[None]
             new, past = self._forward(x[None, c:-1], positions, cache, None)
             self.useful += len(ids) - 1 - c
@@ -193,7 +203,7 @@ class Engine:
                     valid = min(m.valid, deleted - 1 - k)  # the sequence of k < d changes from p + d - 1 on
                     if valid >= 2:
                         memo[k] = Memo(m.kv, valid, m.cum)
-        return State(list(ids), state.p, state.a, tlp, hidden, cache, memo)
+        return State(list(ids), state.p, state.a, tlp, hidden, cache, memo, state.tokens + work, state.useful + work)
 
     # -- objectives --------------------------------------------------------------------------------
 
@@ -216,7 +226,7 @@ class Engine:
             trajectory[s] = value
         return trajectory
 
-    def _candidate(self, state: State, gone: Sequence[int]) -> _Candidate:
+    def _candidate(self, state: State, gone: Sequence[int], owner: int = 0) -> _Candidate:
         ids, p, total = state.ids, state.p, len(state.ids)
         gone_at = {p + j for j in gone}
         if not gone_at or min(gone_at) < p or max(gone_at) >= p + state.n:
@@ -234,28 +244,34 @@ class Engine:
             weight = 1.0 / (total - len(gone_at) - p)
         else:
             weight = 1.0 / state.a
-        return _Candidate(c, resume, after[resume - c:], weight, known, block, key)
+        return _Candidate(c, resume, after[resume - c:], weight, known, block, key, owner)
 
-    @torch.inference_mode()
     def score(self, state: State, deletions: Sequence[Sequence[int]]) -> list[float]:
         """Objective of the state's sequence after deleting each set of reasoning indices in ``deletions``.
 
         Single deletions use and refresh the state's memo.
         """
-        if not deletions:
-            return []
-        p, a = state.p, state.a
-        prefix_sums = torch.cumsum(state.tlp.double(), 0).tolist()  # prefix_sums[t] = sum tlp[:t+1]
-        candidates = [self._candidate(state, gone) for gone in deletions]
+        return self.score_many([(state, deletions)])[0]
+
+    @torch.inference_mode()
+    def score_many(self, requests: Sequence[tuple[State, Sequence[Sequence[int]]]]) -> list[list[float]]:
+        """``score`` of several states at once, their candidates packed into the same passes."""
+        states = [state for state, _ in requests]
+        candidates = [self._candidate(state, gone, owner) for owner, (state, deletions) in enumerate(requests)
+                      for gone in deletions]
+        if not candidates:
+            return [[] for _ in requests]
         reason = self.objective == "reason-answer"
-        constants = [x.weight * (prefix_sums[x.start - 1] - prefix_sums[p - 1] + (x.known or 0.0)) if reason else 0.0
-                     for x in candidates]
-        scores = torch.tensor(constants, dtype=torch.float64, device=self.device)
+        # prefix_sums[s][t]: sum of state s's tlp[:t+1]; a candidate shares its state's log-probs before c
+        prefix_sums = [torch.cumsum(state.tlp.double(), 0).tolist() for state in states] if reason else []
+        scores = torch.tensor([x.weight * (prefix_sums[x.owner][x.start - 1] - prefix_sums[x.owner][states[x.owner].p - 1]
+                                           + (x.known or 0.0)) if reason else 0.0 for x in candidates],
+                              dtype=torch.float64, device=self.device)
         new_lps: dict[int, list[float]] = {i: [] for i, x in enumerate(candidates) if x.key is not None and reason}
-        # The first new token of each candidate without a memo, predicted by the state's hidden state before it.
-        first = [i for i, x in enumerate(candidates) if x.known is None and (reason or len(x.suffix) <= a)]
+        # The first new token of each candidate without a memo, predicted by its state's hidden state before it.
+        first = [i for i, x in enumerate(candidates) if x.known is None and (reason or len(x.suffix) <= states[x.owner].a)]
         if first:
-            h = state.hidden[torch.tensor([candidates[i].start - 1 for i in first], device=self.device)]
+            h = torch.stack([states[candidates[i].owner].hidden[candidates[i].start - 1] for i in first])
             lp = self.logprobs(h, torch.tensor([candidates[i].suffix[0] for i in first], device=self.device))
             weights = torch.tensor([candidates[i].weight for i in first], dtype=torch.float64, device=self.device)
             scores.index_add_(0, torch.tensor(first, device=self.device), lp.double() * weights)
@@ -264,17 +280,22 @@ class Engine:
                     new_lps[i].append(value)
         segments: dict[int, KV] = {}
         for chunk, width in self._chunks(candidates):
-            self._score_chunk(state, candidates, chunk, width, scores, new_lps, segments)
-        self._remember(state, candidates, segments, new_lps)
-        return scores.tolist()
+            self._score_chunk(states, candidates, chunk, width, scores, new_lps, segments)
+        for owner, state in enumerate(states):
+            self._remember(state, [(i, x) for i, x in enumerate(candidates) if x.owner == owner], segments, new_lps)
+        values = scores.tolist()
+        out: list[list[float]] = [[] for _ in requests]
+        for x, value in zip(candidates, values):
+            out[x.owner].append(value)
+        return out
 
-    def _remember(self, state: State, candidates: list[_Candidate], segments: dict[int, KV],
+    def _remember(self, state: State, candidates: list[tuple[int, _Candidate]], segments: dict[int, KV],
                   new_lps: dict[int, list[float]]) -> None:
         """Store each single-deletion candidate's segment in the state's memo, within the memory budget."""
         if state.memo is None:
             return
         used = sum(m.valid for m in state.memo.values()) * self.kv_bytes
-        for i, x in enumerate(candidates):
+        for i, x in candidates:
             if x.key is None or i not in segments or used > self.budget:
                 continue
             if x.block is None:
@@ -299,13 +320,14 @@ class Engine:
         width = candidates[order[0]].length
         reach = max(width, max(candidates[i].reused for i in order))  # a row's reused blocks, at most
         rows: list[list[int]] = []
-        room: list[list[int]] = []  # free slots, free reused-block room
+        room: list[list[int]] = []  # free slots, free reused-block room, the state the row's candidates are of
         for i in order:
             x = candidates[i]
-            r = next((r for r, (free, extra) in enumerate(room) if free >= x.length and extra >= x.reused), None)
+            r = next((r for r, (free, extra, owner) in enumerate(room)
+                      if owner == x.owner and free >= x.length and extra >= x.reused), None)
             if r is None:
                 rows.append([])
-                room.append([width, reach])
+                room.append([width, reach, x.owner])
                 r = len(rows) - 1
             rows[r].append(i)
             room[r][0] -= x.length
@@ -318,9 +340,22 @@ class Engine:
             per_pass = min(per_pass, self.max_rows)
         return [(rows[i: i + per_pass], width) for i in range(0, len(rows), per_pass)]
 
-    def _score_chunk(self, state: State, candidates: list[_Candidate], rows: list[list[int]], width: int,
+    @staticmethod
+    def _prefixes(states: list[State], row_states: list[int], layer: int, kv: int, prefix: int) -> torch.Tensor:
+        """Keys (``kv`` 0) or values (1) of each row's state at positions ``< prefix``: ``[R, heads, prefix, d]``;
+        zeros past a shorter state's end (its rows' masks never reach them)."""
+        if len(set(row_states)) == 1:  # one state: a view, no copy
+            return states[row_states[0]].cache[layer][kv][:, :, :prefix].expand(len(row_states), -1, -1, -1)
+        own = {}
+        for s in set(row_states):
+            t = states[s].cache[layer][kv][0, :, :prefix]
+            own[s] = torch.nn.functional.pad(t, (0, 0, 0, prefix - t.shape[1]))
+        return torch.stack([own[s] for s in row_states])
+
+    def _score_chunk(self, states: list[State], candidates: list[_Candidate], rows: list[list[int]], width: int,
                      scores: torch.Tensor, new_lps: dict[int, list[float]], segments: dict[int, KV]) -> None:
-        """One forward pass over packed rows; adds each candidate's weighted log-probs to ``scores``."""
+        """One forward pass over packed rows (each of one state's candidates); adds each candidate's
+        weighted log-probs to ``scores``."""
         device = self.device
         prefix = max(candidates[i].start for row in rows for i in row)
         extra = max(sum(candidates[i].reused for i in row) for row in rows)
@@ -344,7 +379,7 @@ class Engine:
                 block_hi[r][span] = [offset + x.reused] * x.length
                 segment_start[r][span] = [slot] * x.length
                 # slot s predicts suffix[s + 1]; the answer objective needs the last a log-probs only
-                first = 0 if self.objective == "reason-answer" else max(0, x.length - state.a)
+                first = 0 if self.objective == "reason-answer" else max(0, x.length - states[x.owner].a)
                 for s in range(first, x.length):
                     needed.append(r * width + slot + s)
                     targets.append(x.suffix[s + 1])
@@ -353,17 +388,21 @@ class Engine:
                 slot += x.length
                 offset += x.reused
             self.useful += slot
+            states[candidates[row[0]].owner].useful += slot
+            states[candidates[row[0]].owner].tokens += width
+        row_states = [candidates[row[0]].owner for row in rows]
         cache = []
-        for layer, (k, v) in enumerate(state.cache):
+        for layer in range(len(states[0].cache)):
             blocks_k, blocks_v = [], []
             for row in rows:
                 parts = [candidates[i].block[layer] for i in row if candidates[i].reused]
                 pad = extra - sum(candidates[i].reused for i in row)
+                k = states[candidates[row[0]].owner].cache[layer][0]
                 zeros = k.new_zeros(k.shape[1], pad, k.shape[3])
                 blocks_k.append(torch.cat([b[0] for b in parts] + [zeros], 1))
                 blocks_v.append(torch.cat([b[1] for b in parts] + [zeros], 1))
-            rows_k = torch.cat([k[:, :, :prefix].expand(len(rows), -1, -1, -1), torch.stack(blocks_k)], 2)
-            rows_v = torch.cat([v[:, :, :prefix].expand(len(rows), -1, -1, -1), torch.stack(blocks_v)], 2)
+            rows_k = torch.cat([self._prefixes(states, row_states, layer, 0, prefix), torch.stack(blocks_k)], 2)
+            rows_v = torch.cat([self._prefixes(states, row_states, layer, 1, prefix), torch.stack(blocks_v)], 2)
             cache.append((rows_k, rows_v))
         t = {name: torch.tensor(value, device=device) for name, value in
              [("prefix", sees_prefix), ("lo", block_lo), ("hi", block_hi), ("start", segment_start)]}
@@ -388,9 +427,8 @@ class Engine:
                 for i, value in zip(owners, lp.tolist()):
                     if i in new_lps:
                         new_lps[i].append(value)
-        if state.memo is not None:
-            base = prefix + extra
-            for i, r, slot in placed:
-                if candidates[i].key is not None:
-                    span = slice(base + slot, base + slot + candidates[i].length)
-                    segments[i] = [(layer.keys[r, :, span], layer.values[r, :, span]) for layer in past.layers]
+        base = prefix + extra
+        for i, r, slot in placed:
+            if candidates[i].key is not None:  # a single deletion of a state with a memo
+                span = slice(base + slot, base + slot + candidates[i].length)
+                segments[i] = [(layer.keys[r, :, span], layer.values[r, :, span]) for layer in past.layers]

@@ -25,6 +25,7 @@ class Ranking:
     order: list[int]  # reasoning positions, first deleted first
     trajectory: list[float] | None = None  # objective before any deletion, then after each
     first_scores: list[float] | None = None  # objective after deleting each token alone, step 1
+    work: tuple[int, int] | None = None  # a search's own tokens processed and needed (see ``Engine``)
 
 
 class Method(Protocol):

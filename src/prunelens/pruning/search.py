@@ -12,13 +12,15 @@
   steps all candidates are re-scored. It is exact at step 1, and at every step where no remembered
   drop has shrunk since it was measured.
 
-Both record the exact objective of every state they visit.
+Both record the exact objective of every state they visit. Each is written as a coroutine
+(``greedy_steps``) that yields its scoring requests, so ``lockstep`` can run the searches of
+several examples side by side, one engine pass scoring a request of each (``--lockstep``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Hashable, Iterable, Iterator
 
 from ..layout import Layout
 from ..ops import TIE_TOL, pick, pruned_ids
@@ -28,8 +30,11 @@ from .registry import Ranking, register
 MIN_SHORTLIST = 8
 
 
-def greedy(engine, layout: Layout, n_delete: int, config: PruneConfig | None,
-           progress: Callable[[int], None]) -> Ranking:
+Steps = Generator[tuple, list[float], Ranking]  # yields (state, deletions), is sent their scores
+
+
+def greedy_steps(engine, layout: Layout, n_delete: int, config: PruneConfig | None,
+                 progress: Callable[[int], None]) -> Steps:
     """Greedy deletion of ``n_delete`` tokens, one per step: exact when ``config`` is None, else lazy."""
     prompt, reasoning, post = layout.prompt_ids, layout.reasoning_ids, layout.post_ids
     p = len(prompt)
@@ -48,20 +53,20 @@ def greedy(engine, layout: Layout, n_delete: int, config: PruneConfig | None,
         runs = [j for j in range(len(kept)) if j == 0 or tokens[j] != tokens[j - 1]]
         fresh: dict[int, float] = {}
 
-        def rescore(batch: list[int]) -> None:
-            fresh.update(zip(batch, engine.score(state, [[j] for j in batch])))
+        def rescore(batch: list[int]) -> Steps:
+            fresh.update(zip(batch, (yield state, [[j] for j in batch])))
 
         if config is None or step % config.fast_refresh == 0:
-            rescore(runs)
+            yield from rescore(runs)
         else:
             touched = [j for j in runs if kept[j] in stale or kept[j] not in drop]
             untouched = [j for j in runs if not (kept[j] in stale or kept[j] not in drop)]
             waiting = sorted(untouched, key=lambda j: (drop[kept[j]], j))
             size = max(MIN_SHORTLIST, math.ceil(config.fast_share * len(runs)))
-            rescore(sorted(touched + waiting[:size]))  # one forward pass for both: fewer, fuller passes
+            yield from rescore(sorted(touched + waiting[:size]))  # one pass for both: fewer, fuller passes
             waiting = waiting[size:]
             while waiting and max(fresh.values()) <= current - drop[kept[waiting[0]]] + TIE_TOL:
-                rescore(waiting[:size])
+                yield from rescore(waiting[:size])
                 waiting = waiting[size:]
         for j, score in fresh.items():
             drop[kept[j]] = current - score
@@ -79,7 +84,41 @@ def greedy(engine, layout: Layout, n_delete: int, config: PruneConfig | None,
         if len(order) < n_delete:
             state = engine.advance(state, pruned_ids(prompt, reasoning, post, kept), p + j, deleted=j)
         progress(1)
-    return Ranking(order, trajectory, first_scores or None)
+    return Ranking(order, trajectory, first_scores or None, (state.tokens, state.useful))
+
+
+def drive(engine, steps: Steps) -> Ranking:
+    """Run one search, scoring each of its requests as it comes."""
+    try:
+        request = next(steps)
+        while True:
+            request = steps.send(engine.score(*request))
+    except StopIteration as done:
+        return done.value
+
+
+def lockstep(engine, searches: Iterable[tuple[Hashable, Steps]], width: int) -> Iterator[tuple[Hashable, Ranking]]:
+    """Run up to ``width`` searches side by side, one ``score_many`` pass per round for the pending
+    request of each; yields ``(key, ranking)`` as each ends and starts the next in its place."""
+    searches = iter(searches)
+    active: dict[Hashable, tuple[Steps, tuple]] = {}
+    while True:
+        while len(active) < width and (job := next(searches, None)) is not None:
+            key, steps = job
+            try:
+                active[key] = (steps, next(steps))
+            except StopIteration as done:  # nothing to delete
+                yield key, done.value
+        if not active:
+            return
+        keys = list(active)
+        for key, scores in zip(keys, engine.score_many([active[key][1] for key in keys])):
+            steps = active[key][0]
+            try:
+                active[key] = (steps, steps.send(scores))
+            except StopIteration as done:
+                del active[key]
+                yield key, done.value
 
 
 class Greedy:
@@ -87,8 +126,11 @@ class Greedy:
     help = "exact greedy deletion: every remaining token scored at every step"
     settings = ()
 
+    def steps(self, engine, layout, config, n_delete, progress) -> Steps:
+        return greedy_steps(engine, layout, n_delete, None, progress)
+
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
-        return greedy(engine, layout, n_delete, None, progress)
+        return drive(engine, self.steps(engine, layout, config, n_delete, progress))
 
 
 class GreedyFast:
@@ -96,8 +138,11 @@ class GreedyFast:
     settings = ("fast_share", "fast_refresh", "fast_neighbours")
     help = "lazy greedy: re-scores a shortlist per step, everything every fast_refresh steps"
 
+    def steps(self, engine, layout, config, n_delete, progress) -> Steps:
+        return greedy_steps(engine, layout, n_delete, config, progress)
+
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
-        return greedy(engine, layout, n_delete, config, progress)
+        return drive(engine, self.steps(engine, layout, config, n_delete, progress))
 
 
 register(Greedy())

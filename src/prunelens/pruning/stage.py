@@ -22,7 +22,7 @@ from ..ops import n_to_delete, progress_bar, trajectory_grid
 from ..schema import EXAMPLES, TEXTS, TOKENS, prune_tables
 from ..store import StageStore, shard_of
 from .config import RESOURCE_SETTINGS, PruneConfig
-from .registry import METHODS, writes_text
+from .registry import METHODS, Ranking, writes_text
 
 if TYPE_CHECKING:
     from ..cluster import RayOptions
@@ -76,12 +76,45 @@ def prune(model, layout: Layout, config: PruneConfig | None = None, *, example_i
             progress(len(ranking.order))
         steps = None if config.trajectory == "full" else trajectory_grid(n, len(ranking.order))
         trajectory = engine.trajectory(layout.ids, len(layout.prompt_ids), len(layout.post_ids), ranking.order, steps)
+    return _result(ranking, n, trajectory, (engine.tokens, engine.useful), start, ranked)
+
+
+def _result(ranking: Ranking, n: int, trajectory: list[float], work: tuple[int, int], start: float,
+            ranked: float) -> PruneResult:
     deleted_step: list[int | None] = [None] * n
     for step, position in enumerate(ranking.order, start=1):
         deleted_step[position] = step
+    tokens, useful = ranking.work or work
     return PruneResult(order=ranking.order, deleted_step=deleted_step, trajectory=trajectory,
-                       first_scores=ranking.first_scores, tokens_processed=engine.tokens,
-                       tokens_needed=engine.useful, seconds=time.perf_counter() - start, rank_seconds=ranked)
+                       first_scores=ranking.first_scores, tokens_processed=tokens, tokens_needed=useful,
+                       seconds=time.perf_counter() - start, rank_seconds=ranked)
+
+
+def _prune_lockstep(model, items: Sequence[tuple], config: PruneConfig, out: Path, show_progress: bool) -> None:
+    """Search ``config.lockstep`` examples at a time, side by side (see ``search.lockstep``), writing
+    each example's parts as its search ends. An example's seconds run from its first pass to its last."""
+    from .engine import Engine
+    from .search import lockstep
+
+    engine = Engine(model, config.objective, config.max_batch, config.memory_gib)
+    store = StageStore(out, "prune", prune_tables(False))
+    method, started, items = METHODS[config.method], {}, dict(items)
+    bar = progress_bar(total=len(items), desc=f"prune {config.method} x{config.lockstep}", unit="ex",
+                       disable=not show_progress)
+
+    def searches():
+        for example_id, (example, layout) in items.items():
+            started[example_id] = time.perf_counter()
+            n_delete = n_to_delete(len(layout.reasoning_ids), config.keep_ratio)
+            yield example_id, method.steps(engine, layout, config, n_delete, lambda k: None)
+
+    for example_id, ranking in lockstep(engine, searches(), config.lockstep):
+        example, layout = items[example_id]
+        ranked = time.perf_counter() - started[example_id]
+        result = _result(ranking, len(layout.reasoning_ids), ranking.trajectory, ranking.work, started[example_id], ranked)
+        store.write(example_id, result_tables(example, layout, result, model.name, config))
+        bar.update()
+    bar.close()
 
 
 def _example_row(example, layout: Layout, model_name: str, config: PruneConfig, order: list[int],
@@ -178,6 +211,13 @@ def _prune_one(model, item: tuple, config: PruneConfig, out: Path, show_progress
     store.write(example.id, result_tables(example, layout, result, model.name, config))
 
 
+def check_ray(config: PruneConfig, ray: RayOptions | None) -> None:
+    """Refuse settings a Ray run cannot honour (before any model loads)."""
+    if ray is not None and config.lockstep > 1:
+        raise ValueError("lockstep runs the searches of one process side by side: not with --ray, whose "
+                         "workers take one example at a time")
+
+
 def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConfig | None = None, *,
                    shard: str | None = None, skip_bad: bool = False, show_progress: bool = True,
                    data: str | None = None, ray: RayOptions | None = None, **settings) -> dict[str, object]:
@@ -195,6 +235,7 @@ def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConf
     Bad examples (too long, empty) stop the run with LayoutError, or are skipped with ``skip_bad``.
     """
     config = _config(config, settings)
+    check_ray(config, ray)
     method = METHODS[config.method]
     text = writes_text(method)
     mine = shard_of(examples, shard)
@@ -229,6 +270,9 @@ def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConf
         summary["skipped"] += cluster["skipped"]
         summary["retried"] = cluster["retried"]
         summary["done"] = cluster["done"]
+    elif config.lockstep > 1:
+        _prune_lockstep(model, [(e.id, (e, layouts[e.id])) for e in todo], config, Path(out), show_progress)
+        summary["done"] = len(todo)
     else:
         for example in progress_bar(todo, desc=f"prune {config.method}", unit="ex", disable=not show_progress):
             _prune_one(model, (example, layouts[example.id]), config, Path(out), show_progress)
