@@ -109,7 +109,7 @@ def test_scoring_several_states_at_once_equals_one_at_a_time(tiny_model, short_c
     got = together.score_many(list(zip(states(together), asks)))
     for e, g in zip(expected, got):
         assert g == pytest.approx(e, abs=1e-5)
-    assert len({len(s.ids) for s in states(alone)}) == 3  # prefix caches of three lengths in one pass
+    assert len({len(s.ids) for s in states(alone)}) > 1  # prefix caches of several lengths in one pass
 
 
 def test_engine_refuses_positions_outside_the_reasoning(tiny_model, short_chains):
