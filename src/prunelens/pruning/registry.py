@@ -1,9 +1,11 @@
 """Pruning methods behind one small protocol, found by name in ``METHODS``.
 
 A method ranks the reasoning tokens of one laid-out example. Search methods (``search``) return
-the exact objective trajectory they measured; ordering baselines (``baselines``) return an order
-and the stage scores its states with the engine, so every method's trajectory is exact. Text
-methods (``texts``) return compressed reasoning per keep ratio instead, scored exactly too.
+the exact objective trajectory they measured, and offer ``steps``, the same search as a coroutine
+of scoring requests, so several examples can be searched side by side; ordering baselines
+(``baselines``) return an order and the stage scores its states with the engine, so every
+method's trajectory is exact. Text methods (``texts``) return compressed reasoning per keep ratio
+instead, scored exactly too.
 """
 
 from __future__ import annotations
