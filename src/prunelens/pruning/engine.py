@@ -189,7 +189,7 @@ class Engine:
         if work:
             positions = torch.arange(c, len(ids) - 1, device=self.device)[None]
             new, past = self._forward(x[None, c:-1], positions, cache, None)
-            self.useful += len(ids) - 1 - c
+            self.useful += work
             hidden = torch.cat([hidden, new[0]])
             cache = [(layer.keys, layer.values) for layer in past.layers]
         tlp = torch.empty(len(ids), dtype=torch.float32, device=self.device)
@@ -366,6 +366,7 @@ class Engine:
         block_hi = [[0] * width for _ in rows]
         segment_start = [list(range(width)) for _ in rows]
         placed: list[tuple[int, int, int]] = []  # candidate, row, first slot
+        row_states = [candidates[row[0]].owner for row in rows]
         needed, targets, owners = [], [], []
         for r, row in enumerate(rows):
             slot = offset = 0
@@ -388,16 +389,15 @@ class Engine:
                 slot += x.length
                 offset += x.reused
             self.useful += slot
-            states[candidates[row[0]].owner].useful += slot
-            states[candidates[row[0]].owner].tokens += width
-        row_states = [candidates[row[0]].owner for row in rows]
+            states[row_states[r]].useful += slot
+            states[row_states[r]].tokens += width
         cache = []
         for layer in range(len(states[0].cache)):
             blocks_k, blocks_v = [], []
-            for row in rows:
+            for r, row in enumerate(rows):
                 parts = [candidates[i].block[layer] for i in row if candidates[i].reused]
                 pad = extra - sum(candidates[i].reused for i in row)
-                k = states[candidates[row[0]].owner].cache[layer][0]
+                k = states[row_states[r]].cache[layer][0]
                 zeros = k.new_zeros(k.shape[1], pad, k.shape[3])
                 blocks_k.append(torch.cat([b[0] for b in parts] + [zeros], 1))
                 blocks_v.append(torch.cat([b[1] for b in parts] + [zeros], 1))

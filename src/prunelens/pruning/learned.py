@@ -119,8 +119,8 @@ def fit_pruner(runs: Sequence[str | Path], models: Sequence[str] = ("ridge", "bo
                            "of whole chains (--method greedy --keep-ratio 0)")
         if not (run / f"{FEATURES}.parquet").exists():
             raise RunError(f"{run} has no features: run `prunelens features {run}` first")
-        missing = sorted(set(examples.example_id) - set(read_table(run, FEATURES).example_id),
-                         key=natural_key)
+        featured = pd.read_parquet(run / f"{FEATURES}.parquet", columns=["example_id"]).example_id  # ids only
+        missing = sorted(set(examples.example_id) - set(featured), key=natural_key)
         if missing:
             raise RunError(f"{run}: {len(missing)} chain(s) pruned after its features were made ({missing[0]}, ...): "
                            f"run `prunelens features {run}` again")

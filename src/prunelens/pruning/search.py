@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Generator, Hashable, Iterable, Iterator
+from dataclasses import dataclass
 
 from ..layout import Layout
 from ..ops import TIE_TOL, pick, pruned_ids
@@ -121,29 +122,22 @@ def lockstep(engine, searches: Iterable[tuple[Hashable, Steps]], width: int) -> 
                 yield key, done.value
 
 
-class Greedy:
-    name = "greedy"
-    help = "exact greedy deletion: every remaining token scored at every step"
-    settings = ()
+@dataclass(frozen=True)
+class Search:
+    """A greedy search as a method: exact, or lazy (greedy-fast) with the config's ``fast_*``."""
+
+    name: str
+    help: str
+    settings: tuple[str, ...]
+    lazy: bool
 
     def steps(self, engine, layout, config, n_delete, progress) -> Steps:
-        return greedy_steps(engine, layout, n_delete, None, progress)
+        return greedy_steps(engine, layout, n_delete, config if self.lazy else None, progress)
 
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
         return drive(engine, self.steps(engine, layout, config, n_delete, progress))
 
 
-class GreedyFast:
-    name = "greedy-fast"
-    settings = ("fast_share", "fast_refresh", "fast_neighbours")
-    help = "lazy greedy: re-scores a shortlist per step, everything every fast_refresh steps"
-
-    def steps(self, engine, layout, config, n_delete, progress) -> Steps:
-        return greedy_steps(engine, layout, n_delete, config, progress)
-
-    def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
-        return drive(engine, self.steps(engine, layout, config, n_delete, progress))
-
-
-register(Greedy())
-register(GreedyFast())
+register(Search("greedy", "exact greedy deletion: every remaining token scored at every step", (), lazy=False))
+register(Search("greedy-fast", "lazy greedy: re-scores a shortlist per step, everything every fast_refresh steps",
+                ("fast_share", "fast_refresh", "fast_neighbours"), lazy=True))
