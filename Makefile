@@ -109,8 +109,9 @@ distill-pilot-templates: setup
 
 # The comparison where students can learn (after the template pilot): 300 chains of those 12 templates
 # pruned to keep 0.5 by exact greedy (short chains: exact is affordable), the learned pruner, random,
-# truncate, surprisal and LLMLingua-style compression, beside the controls; one seed; evaluated on 300
-# new problems of the same templates and 300 of the other templates. Resumable method by method and
+# truncate, surprisal and LLMLingua-style compression, beside the controls; seeds 0 and 1 for full,
+# greedy and random, seed 0 for the rest; evaluated on 500 new problems of the same templates and 500
+# of the other templates (paired tests on 500 shared problems). Resumable method by method and
 # student by student (several CPU hours): the pruned runs live in experiments/ (in git), the students
 # in runs/distill-templates (too big for git); results into figures/distill-templates/.
 TCMP := experiments/distill-templates
@@ -122,8 +123,8 @@ distill-templates: setup
 	done
 	HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens distill $(foreach m,$(TCMP_METHODS),--run $(m)=$(TCMP)/$(m)) \
 	  --keep-ratio 0.5 --epochs 3 --lr 1e-4 --eval in=gsm-symbolic:templates=$(TEMPLATES) \
-	  --eval out=gsm-symbolic:other-templates=$(TEMPLATES) --seed 1 --eval-limit 300 --max-new-tokens 100 \
-	  --out runs/distill-templates
+	  --eval out=gsm-symbolic:other-templates=$(TEMPLATES) --seed 1 --eval-limit 500 --max-new-tokens 100 \
+	  --seeds 0 --seeds-for full=0,1 --seeds-for greedy=0,1 --seeds-for random=0,1 --out runs/distill-templates
 	mkdir -p figures/distill-templates && cp runs/distill-templates/results.csv runs/distill-templates/pairs.csv \
 	  runs/distill-templates/accuracy_vs_tokens.* figures/distill-templates/
 

@@ -149,5 +149,16 @@ def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tm
     again = distill({"greedy": runs["greedy"], "random": runs["random"]}, out, config, show_progress=False)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")} == stamps  # no generation redone
     assert again["results"].set_index("method").loc["random", "kl_drift"] == trained.loc["random", "kl_drift"]
+    more = _config(tiny_model, eval_sets=config.eval_sets, condition_seeds=(("greedy", (0, 1)), ("random", (1,))))
+    with pytest.raises(ValueError, match="seeds for rnd, which is not a condition"):
+        distill({"greedy": runs["greedy"]}, out, _config(tiny_model, eval_sets=config.eval_sets,
+                                                           condition_seeds=(("rnd", (1,)),)))
+    grown = distill({"greedy": runs["greedy"], "random": runs["random"]}, out, more, show_progress=False)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet") if p in stamps} == stamps  # seed 0 kept
+    assert sorted(zip(grown["results"].method, grown["results"].seed.fillna(-1))) == [
+        ("answer-only", 0), ("base", -1), ("full", 0), ("greedy", 0), ("greedy", 1), ("random", 1)]
+    assert sorted(zip(grown["pairs"].method, grown["pairs"].seed)) == [("answer-only", 0), ("full", 0), ("random", 1)]
     assert main(["distill", "--run", "greedy=" + str(runs["greedy"]), "--eval", f"held=jsonl:{held}",
                  "--epochs", "3", "--out", str(out), "--student", str(tiny_model.path)]) == 2  # other settings
+    assert main(["distill", "--run", "greedy=" + str(runs["greedy"]), "--eval", f"held=jsonl:{held}",
+                 "--seeds-for", "greedy=0,x", "--out", str(out)]) == 2  # not seeds

@@ -237,6 +237,13 @@ def _pairs(values: Sequence[str], what: str) -> dict[str, str]:
     return out
 
 
+def _seeds(value: str, what: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in value.split(","))
+    except ValueError:
+        raise ValueError(f"{what} {value!r} is not comma-separated whole numbers") from None
+
+
 def cmd_distill(args) -> None:
     from .distill import DistillConfig, EvalSet, distill
 
@@ -246,7 +253,10 @@ def cmd_distill(args) -> None:
         evals.append(EvalSet(name, source, style or "chat", args.eval_limit, args.seed))
     config = DistillConfig(keep_ratio=args.keep_ratio, student=args.student, lora=args.lora, epochs=args.epochs,
                            learning_rate=args.lr, batch_size=args.batch_size,
-                           seeds=tuple(int(s) for s in args.seeds.split(",")), train_limit=args.train_limit,
+                           seeds=_seeds(args.seeds, "--seeds"),
+                           condition_seeds=tuple((name, _seeds(v, "--seeds-for"))
+                                                 for name, v in _pairs(args.seeds_for or [], "--seeds-for").items()),
+                           train_limit=args.train_limit,
                            max_new_tokens=args.max_new_tokens, eval_sets=tuple(evals))
     _out_dir(args.out)
     ray = _ray(args)
@@ -463,6 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=5e-5, help="learning rate")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seeds", default="0", help="comma-separated seeds: one student per condition and seed")
+    p.add_argument("--seeds-for", action="append", metavar="CONDITION=SEEDS",
+                   help="other seeds for one condition, e.g. greedy=0,1 (repeat; a resumed run may add seeds)")
     p.add_argument("--seed", type=int, default=0, help="seed of generated eval sets")
     p.add_argument("--train-limit", type=int, default=None, help="at most this many shared problems per training set")
     p.add_argument("--eval-limit", type=int, default=500, help="problems per eval set")

@@ -36,7 +36,8 @@ class DistillConfig:
     ``keep_ratio``: the chain each method's run keeps (controls ``full`` and ``answer-only`` are
     always trained too); ``student``: embedded name, hub id or local directory; ``lora``: train
     LoRA adapters (rank ``lora_rank``) instead of every weight; ``train_limit``: at most this many
-    shared problems per training set; ``seeds``: one student per condition and seed.
+    shared problems per training set; ``seeds``: one student per condition and seed, except for the
+    conditions ``condition_seeds`` names (``(("greedy", (0, 1)), ...)``), which get their own seeds.
     """
 
     keep_ratio: float = 0.5
@@ -47,6 +48,7 @@ class DistillConfig:
     learning_rate: float = 5e-5
     batch_size: int = 8
     seeds: tuple[int, ...] = (0,)
+    condition_seeds: tuple[tuple[str, tuple[int, ...]], ...] = ()
     train_limit: int | None = None
     max_new_tokens: int = 256
     eval_batch: int = 16
@@ -63,13 +65,20 @@ class DistillConfig:
         for name in ("batch_size", "max_new_tokens", "eval_batch", "save_steps", "lora_rank", "kl_texts"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} {getattr(self, name)} is not a positive number")
-        if not self.seeds:
+        if not self.seeds or not all(seeds for _, seeds in self.condition_seeds):
             raise ValueError("give at least one seed")
+        named = [name for name, _ in self.condition_seeds]
+        if len(set(named)) != len(named):
+            raise ValueError(f"seeds given twice for a condition: {named}")
         if self.train_limit is not None and self.train_limit < 1:
             raise ValueError(f"train_limit {self.train_limit} is not a positive number of problems")
         names = [e.name for e in self.eval_sets]
         if len(set(names)) != len(names):
             raise ValueError(f"eval set names repeat: {names}")
+
+    def seeds_of(self, condition: str) -> tuple[int, ...]:
+        """The seeds of one condition's students."""
+        return dict(self.condition_seeds).get(condition, self.seeds)
 
     def recorded(self) -> dict:
         """What a distillation run records in ``distill.json`` (compared on resume), as JSON reads it back."""

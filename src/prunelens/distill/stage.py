@@ -3,7 +3,8 @@
 ``distill(runs, out, config)`` writes, resumably (a finished student, generation file or drift is
 never redone; a killed training resumes from its last checkpoint)::
 
-    OUT/distill.json                                the config and the runs (a resume must match)
+    OUT/distill.json                                the config and the runs (a resume must match, but may
+                                                    add seeds, which adds students)
     OUT/train/CONDITION.parquet                     training sets (example_id, question, reasoning, answer)
     OUT/students/CONDITION-sSEED/final/             trained students (safetensors)
     OUT/students/CONDITION-sSEED/train.json         seconds, steps, final loss
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from ..cluster import RayOptions
 
 BASE = "base"
+SEED_SETTINGS = ("seeds", "condition_seeds")  # may grow on resume: a student depends on its seed alone
 
 
 def _eval_problems(config: DistillConfig, train_questions: set[str]) -> dict[str, list]:
@@ -122,8 +124,12 @@ def distill(runs: Mapping[str, str | Path], out: str | Path, config: DistillConf
     out = Path(out).resolve()  # absolute: Ray workers have another working directory
     sets = training_sets(runs, config.keep_ratio, config.train_limit)  # every run checked before any work
     problems = _eval_problems(config, set(sets["full"].question))
+    unknown = sorted({name for name, _ in config.condition_seeds} - set(sets))
+    if unknown:
+        raise ValueError(f"seeds for {', '.join(unknown)}, which is not a condition: use one of {', '.join(sets)}")
     store = StageStore(out, "distill", ())
-    store.check_config({**config.recorded(), "runs": {k: str(Path(v).resolve()) for k, v in runs.items()}})
+    store.check_config({**config.recorded(), "runs": {k: str(Path(v).resolve()) for k, v in runs.items()}},
+                       ignore=SEED_SETTINGS)
     for name, rows in sets.items():
         if not (out / "train" / f"{name}.parquet").exists():
             write_table(rows, out / "train" / f"{name}.parquet")
@@ -136,7 +142,7 @@ def distill(runs: Mapping[str, str | Path], out: str | Path, config: DistillConf
     tokens = {name: [len(base.tokenizer(r, add_special_tokens=False)["input_ids"]) if r else 0 for r in rows.reasoning]
               for name, rows in sets.items()}
     held_out = problems[config.eval_sets[0].name][: config.kl_texts]  # drift is read on these
-    students = [(BASE, None)] + [(name, seed) for name in sets for seed in config.seeds]
+    students = [(BASE, None)] + [(name, seed) for name in sets for seed in config.seeds_of(name)]
     todo = [s for s in students if not all(_finished(p) for p in _files(out, _label(*s), config))]
     task = partial(_student, sets=sets, problems=problems, held_out=held_out, config=config, out=out)
     if ray is not None:
