@@ -137,6 +137,7 @@ def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tm
     assert trained.loc["answer-only", "mean_train_reasoning_tokens"] == 0
     assert trained.loc["full", "mean_train_reasoning_tokens"] > trained.loc["greedy", "mean_train_reasoning_tokens"] > 0
     assert (trained.kl_drift > 0).all() and results.set_index("method").loc["base", "kl_drift"] == 0
+    assert (results.eval_seconds > 0).all() and (trained.train_seconds > 0).all()
     assert set(tables["pairs"].method) == {"answer-only", "full", "random"}
     assert set(tables["pairs"].reference) == {"greedy"}
     gens = pd.read_parquet(out / "generations" / "greedy-s0.held.parquet")

@@ -100,6 +100,14 @@ def _recording_model(tokenizer, reply_ids: list[int], seen: list):
     return SimpleNamespace(hf=SimpleNamespace(generate=generate), tokenizer=tokenizer, device=torch.device("cpu"))
 
 
+def _untimed(outputs: list[dict], batch_size: int = 16) -> list[dict]:
+    """``outputs`` without their ``seconds``, which must be one share of its batch's time per batch."""
+    seconds = [o["seconds"] for o in outputs]
+    assert all(t > 0 for t in seconds)
+    assert all(len(set(seconds[i:i + batch_size])) == 1 for i in range(0, len(seconds), batch_size))
+    return [{k: v for k, v in o.items() if k != "seconds"} for o in outputs]
+
+
 def test_generate_prompts_stops_and_counts(tiny_model):
     tok = tiny_model.tokenizer
     end = tok.convert_tokens_to_ids("<|im_end|>")
@@ -111,13 +119,13 @@ def test_generate_prompts_stops_and_counts(tiny_model):
     instruct = tok.apply_chat_template([{"role": "user", "content": INSTRUCT_PREFIX + q}], tokenize=False,
                                        add_generation_prompt=True)
     for style, prompt in [("chat", chat), ("instruct", instruct), ("plain", f"Question: {q}\nReasoning: ")]:
-        out = generate(model, [q], max_new_tokens=9, style=style, show_progress=False)
+        out = _untimed(generate(model, [q], max_new_tokens=9, style=style, show_progress=False))
         assert out == [{"text": "Answer: 42", "n_tokens": len(answer) + 1}]
         assert seen[-1][0] == [prompt]
         kwargs = seen[-1][1]
         assert kwargs["do_sample"] is False and kwargs["max_new_tokens"] == 9 and end in kwargs["eos_token_id"]
     no_stop = _recording_model(tok, answer, [])
-    assert generate(no_stop, [q], show_progress=False) == [{"text": "Answer: 42", "n_tokens": len(answer)}]
+    assert _untimed(generate(no_stop, [q], show_progress=False)) == [{"text": "Answer: 42", "n_tokens": len(answer)}]
 
 
 def test_generate_stops_at_the_end_of_turn_token_as_well_as_eos(tiny_model):
@@ -126,15 +134,16 @@ def test_generate_stops_at_the_end_of_turn_token_as_well_as_eos(tiny_model):
     answer = tok("Answer: 42", add_special_tokens=False)["input_ids"]
     for stop in ("<|endoftext|>", "<|im_end|>"):
         model = _recording_model(tok, answer + [tok.convert_tokens_to_ids(stop)] + answer, [])
-        assert generate(model, [QUESTIONS[0]], show_progress=False) == [{"text": "Answer: 42",
-                                                                          "n_tokens": len(answer) + 1}]
+        assert _untimed(generate(model, [QUESTIONS[0]], show_progress=False)) == [
+            {"text": "Answer: 42", "n_tokens": len(answer) + 1}]
 
 
 def test_generate_on_tiny_model_batches_with_left_padding(tiny_model):
-    out = generate(tiny_model, QUESTIONS, max_new_tokens=5, batch_size=2, show_progress=False)
+    out = _untimed(generate(tiny_model, QUESTIONS, max_new_tokens=5, batch_size=2, show_progress=False), 2)
     assert len(out) == 3 and all(set(o) == {"text", "n_tokens"} and 1 <= o["n_tokens"] <= 5 for o in out)
-    alone = generate(tiny_model, QUESTIONS[:1], max_new_tokens=5, show_progress=False)
-    batched = generate(tiny_model, [QUESTIONS[0], QUESTIONS[1]], max_new_tokens=5, batch_size=2, show_progress=False)
+    alone = _untimed(generate(tiny_model, QUESTIONS[:1], max_new_tokens=5, show_progress=False))
+    batched = _untimed(generate(tiny_model, [QUESTIONS[0], QUESTIONS[1]], max_new_tokens=5, batch_size=2,
+                                show_progress=False), 2)
     assert batched[0] == alone[0] == out[0]
     assert tiny_model.tokenizer.padding_side == "right"  # restored
     with pytest.raises(ValueError, match="chat, instruct, plain"):
@@ -146,8 +155,8 @@ def test_generate_pads_with_eos_when_the_tokenizer_has_no_pad_token(tiny_model):
     tok = copy.deepcopy(tiny_model.tokenizer)
     tok.pad_token = None
     model = _like(tiny_model, tiny_model.hf, tok)
-    out = generate(model, QUESTIONS[:2], max_new_tokens=3, batch_size=2, show_progress=False)
-    assert out == generate(tiny_model, QUESTIONS[:2], max_new_tokens=3, batch_size=2, show_progress=False)
+    out = _untimed(generate(model, QUESTIONS[:2], max_new_tokens=3, batch_size=2, show_progress=False), 2)
+    assert out == _untimed(generate(tiny_model, QUESTIONS[:2], max_new_tokens=3, batch_size=2, show_progress=False), 2)
     assert tok.pad_token is None and tok.padding_side == "right"  # restored
 
 

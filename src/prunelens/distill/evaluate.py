@@ -145,11 +145,14 @@ def _stop_ids(tokenizer) -> list[int]:
 
 def generate(model, questions: Sequence[str], max_new_tokens: int = 256, batch_size: int = 16,
              style: str = "chat", show_progress: bool = True) -> list[dict]:
-    """Greedy answers to ``questions``: ``{"text", "n_tokens"}`` each, in order.
+    """Greedy answers to ``questions``: ``{"text", "n_tokens", "seconds"}`` each, in order.
 
     ``text`` is the generation without special tokens; ``n_tokens`` counts generated tokens up to
-    and including the first stop token (eos or end of turn), or all of them when none came.
+    and including the first stop token (eos or end of turn), or all of them when none came;
+    ``seconds`` is the problem's share of its batch's wall time.
     """
+    import time
+
     import torch
 
     from ..ops import progress_bar
@@ -167,12 +170,15 @@ def generate(model, questions: Sequence[str], max_new_tokens: int = 256, batch_s
                                   disable=not show_progress):
             batch = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True,
                               add_special_tokens=False).to(model.device)
+            started = time.perf_counter()
             with torch.inference_mode():
                 ids = model.hf.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
                                         eos_token_id=stops, pad_token_id=tokenizer.pad_token_id)
+            share = (time.perf_counter() - started) / len(ids)
             for row in ids[:, batch["input_ids"].shape[1]:].tolist():
                 n = next((i + 1 for i, t in enumerate(row) if t in stops), len(row))
-                outputs.append({"text": tokenizer.decode(row[:n], skip_special_tokens=True), "n_tokens": n})
+                outputs.append({"text": tokenizer.decode(row[:n], skip_special_tokens=True), "n_tokens": n,
+                                "seconds": share})
     finally:
         tokenizer.padding_side, tokenizer.pad_token = side, pad
     return outputs

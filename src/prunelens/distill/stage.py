@@ -9,7 +9,7 @@ never redone; a killed training resumes from its last checkpoint)::
     OUT/students/CONDITION-sSEED/final/             trained students (safetensors)
     OUT/students/CONDITION-sSEED/train.json         seconds, steps, final loss
     OUT/students/CONDITION-sSEED/drift.json         KL drift from the base model
-    OUT/generations/CONDITION-sSEED.EVAL.parquet    per problem: text, n_tokens, predicted, gold, correct
+    OUT/generations/CONDITION-sSEED.EVAL.parquet    per problem: text, n_tokens, seconds, predicted, gold, correct
     OUT/results.csv, OUT/pairs.csv, OUT/accuracy_vs_tokens.{png,pdf}
 
 The untrained student is evaluated too, as condition ``base``. Paired tests (exact McNemar) set
@@ -20,6 +20,7 @@ same seed, same problems.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
@@ -103,7 +104,8 @@ def _student(base, item: tuple[str, int | None], *, sets: dict, problems: dict, 
         predicted = [extract_answer(o["text"]) for o in outputs]
         write_table(pd.DataFrame({
             "example_id": [e.id for e in problems[spec.name]], "text": [o["text"] for o in outputs],
-            "n_tokens": [o["n_tokens"] for o in outputs], "predicted": predicted,
+            "n_tokens": [o["n_tokens"] for o in outputs], "seconds": [o["seconds"] for o in outputs],
+            "predicted": predicted,
             "gold": [e.answer for e in problems[spec.name]],
             "correct": [answers_match(p, e.answer) for p, e in zip(predicted, problems[spec.name])]}), path)
 
@@ -187,7 +189,8 @@ def _summaries(rows: list[dict], reference: str) -> tuple[pd.DataFrame, pd.DataF
                         "mean_output_tokens": float(gens.n_tokens.mean()),
                         "hedge_rate": hedge_rate(list(gens.text), list(gens.n_tokens)),
                         "train_hedge_rate": r["train_hedge_rate"], "kl_drift": r["kl_drift"],
-                        "train_seconds": r["train_seconds"]})
+                        "train_seconds": r["train_seconds"],  # generations written before timing: nan
+                        "eval_seconds": float(gens.seconds.sum()) if "seconds" in gens else math.nan})
     results = pd.DataFrame(results).astype({"seed": "Int64"})  # the base model has no seed
     by = {(r["method"], r["seed"], r["eval_set"]): r["gens"] for r in rows}
     pairs = []
