@@ -150,15 +150,22 @@ def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tm
     again = distill({"greedy": runs["greedy"], "random": runs["random"]}, out, config, show_progress=False)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")} == stamps  # no generation redone
     assert again["results"].set_index("method").loc["random", "kl_drift"] == trained.loc["random", "kl_drift"]
-    more = _config(tiny_model, eval_sets=config.eval_sets, condition_seeds=(("greedy", (0, 1)), ("random", (1,))))
+    more = _config(tiny_model, eval_sets=config.eval_sets, condition_seeds=(("greedy", (0, 1)), ("random", (0, 1))),
+                   seeds=(1,))
     with pytest.raises(ValueError, match="seeds for rnd, which is not a condition"):
         distill({"greedy": runs["greedy"]}, out, _config(tiny_model, eval_sets=config.eval_sets,
                                                            condition_seeds=(("rnd", (1,)),)))
     grown = distill({"greedy": runs["greedy"], "random": runs["random"]}, out, more, show_progress=False)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet") if p in stamps} == stamps  # seed 0 kept
     assert sorted(zip(grown["results"].method, grown["results"].seed.fillna(-1))) == [
-        ("answer-only", 0), ("base", -1), ("full", 0), ("greedy", 0), ("greedy", 1), ("random", 1)]
-    assert sorted(zip(grown["pairs"].method, grown["pairs"].seed)) == [("answer-only", 0), ("full", 0), ("random", 1)]
+        ("answer-only", 1), ("base", -1), ("full", 1), ("greedy", 0), ("greedy", 1), ("random", 0), ("random", 1)]
+    pairs = grown["pairs"].assign(seed=grown["pairs"].seed.fillna(-1))
+    assert sorted(zip(pairs.method, pairs.seed, pairs.test)) == [
+        ("answer-only", 1, "mcnemar"), ("full", 1, "mcnemar"), ("random", -1, "sign-flip over seeds 0,1"),
+        ("random", 0, "mcnemar"), ("random", 1, "mcnemar")]
+    by_seed = pairs[pairs.method == "random"].set_index("seed")
+    assert by_seed.loc[-1, "accuracy"] == pytest.approx((by_seed.loc[0, "accuracy"] + by_seed.loc[1, "accuracy"]) / 2)
+    assert 0 < by_seed.loc[-1, "p_value"] <= 1 and by_seed.loc[-1, "n"] == 3
     assert main(["distill", "--run", "greedy=" + str(runs["greedy"]), "--eval", f"held=jsonl:{held}",
                  "--epochs", "3", "--out", str(out), "--student", str(tiny_model.path)]) == 2  # other settings
     assert main(["distill", "--run", "greedy=" + str(runs["greedy"]), "--eval", f"held=jsonl:{held}",

@@ -14,7 +14,7 @@ from prunelens.data import Example
 
 from prunelens.distill.evaluate import (
     INSTRUCT_PREFIX, answers_match, extract_answer, generate, hedge_count, hedge_rate, kl_drift, mcnemar_exact,
-    wilson_interval,
+    paired_permutation, wilson_interval,
 )
 
 QUESTIONS = ["What is 2 + 3?", "Tom has 4 apples and eats 1. How many are left?", "Name a prime number."]
@@ -68,6 +68,19 @@ def test_mcnemar_exact_by_hand():
     assert mcnemar_exact([True, False], [True, False]) == {"n": 2, "a_only": 0, "b_only": 0, "p_value": 1.0}
     with pytest.raises(ValueError, match="length"):
         mcnemar_exact([True, False], [True])
+
+
+def test_paired_permutation_by_hand():
+    # differences 1, 1, 1, 0.5: of the 16 sign patterns only all-plus and all-minus reach |mean| 0.875
+    assert paired_permutation([1, 1, 1, 1], [0, 0, 0, 0.5]) == pytest.approx(
+        {"n": 4, "difference": 0.875, "p_value": 2 / 16})
+    # differences 1, 1, 1, 0: the zero's sign is free, so 4 of 16 patterns reach |mean| 0.75
+    assert paired_permutation([0, 0, 0, 0], [1, 1, 1, 0])["p_value"] == pytest.approx(4 / 16)
+    assert paired_permutation([1, 0.5], [1, 0.5]) == {"n": 2, "difference": 0.0, "p_value": 1.0}
+    big = paired_permutation([1] * 30 + [0] * 70, [0] * 100)  # 2 of 2^30 patterns: resampled, p ~ 1e-4
+    assert big["difference"] == pytest.approx(0.3) and 0 < big["p_value"] < 1e-3
+    with pytest.raises(ValueError, match="length"):
+        paired_permutation([1, 0], [1])
 
 
 def test_hedges_count_whole_phrases_once():

@@ -10,6 +10,11 @@
 - **Accuracy intervals.** Wilson score interval of ``correct`` out of ``n`` (scipy).
 - **Paired comparison.** Exact McNemar test: of the problems exactly one of two models solves,
   a two-sided binomial test that each is as likely to be the one (scipy).
+- **Paired comparison over seeds.** When two conditions share several seeds, each problem's
+  accuracy is averaged over the seeds and the mean paired difference is tested by flipping the
+  sign of each problem's difference at random (a permutation test, two-sided: exact for up to 13
+  problems, whose 2^13 sign patterns fit in 9,999 resamples, else 9,999 seeded resamples). It treats seeds as repeated measures of one problem,
+  which a McNemar test on pooled (problem, seed) pairs would count as independent.
 - **Hedging.** Occurrences of the phrases of ``HEDGES`` per 100 generated tokens. The lexicon
   holds hedges of uncertainty (``maybe``, ``perhaps``, ``i think``, ``it seems``, ``might`` ...) and
   self-checks or second thoughts (``wait``, ``hmm``, ``let me check``, ``verify``, ``actually``,
@@ -111,6 +116,25 @@ def mcnemar_exact(a: Sequence[bool], b: Sequence[bool]) -> dict:
 
     return {"n": len(a), "a_only": a_only, "b_only": b_only,
             "p_value": float(binomtest(a_only, a_only + b_only, 0.5).pvalue)}
+
+
+def paired_permutation(a: Sequence[float], b: Sequence[float], n_resamples: int = 9999, seed: int = 0) -> dict:
+    """Two-sided sign-flip test that the mean of ``a - b`` (paired per problem) is 0.
+
+    Returns ``{"n", "difference", "p_value"}``; ``p_value`` is 1.0 when every difference is 0.
+    """
+    if len(a) != len(b):
+        raise ValueError(f"paired results differ in length: {len(a)} and {len(b)}")
+    import numpy as np
+    from scipy.stats import permutation_test
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    difference = float((x - y).mean()) if len(x) else math.nan
+    if not np.any(x != y):
+        return {"n": len(x), "difference": difference, "p_value": 1.0}
+    test = permutation_test((x, y), lambda u, v, axis: (u - v).mean(axis=axis), permutation_type="samples",
+                            vectorized=True, n_resamples=n_resamples, rng=np.random.default_rng(seed))
+    return {"n": len(x), "difference": difference, "p_value": float(test.pvalue)}
 
 
 def hedge_count(text: str) -> int:

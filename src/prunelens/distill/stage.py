@@ -12,9 +12,10 @@ never redone; a killed training resumes from its last checkpoint)::
     OUT/generations/CONDITION-sSEED.EVAL.parquet    per problem: text, n_tokens, seconds, predicted, gold, correct
     OUT/results.csv, OUT/pairs.csv, OUT/accuracy_vs_tokens.{png,pdf}
 
-The untrained student is evaluated too, as condition ``base``. Paired tests (exact McNemar) set
-each condition beside the reference (``greedy`` when a run has that name, else the first run),
-same seed, same problems.
+The untrained student is evaluated too, as condition ``base``. Paired tests set each condition
+beside the reference (``greedy`` when a run has that name, else the first run) on the same
+problems: exact McNemar per seed, and where both have several seeds, a sign-flip test of the
+per-problem accuracy averaged over their shared seeds (``seed`` empty).
 """
 
 from __future__ import annotations
@@ -177,7 +178,7 @@ def distill(runs: Mapping[str, str | Path], out: str | Path, config: DistillConf
 
 
 def _summaries(rows: list[dict], reference: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from .evaluate import hedge_rate, mcnemar_exact, wilson_interval
+    from .evaluate import hedge_rate, mcnemar_exact, paired_permutation, wilson_interval
 
     results = []
     for r in rows:
@@ -199,8 +200,19 @@ def _summaries(rows: list[dict], reference: str) -> tuple[pd.DataFrame, pd.DataF
         if method == reference or ref is None:
             continue
         both = gens.merge(ref, on="example_id", suffixes=("", "_ref"))
-        test = mcnemar_exact(list(both.correct), list(both.correct_ref))
-        pairs.append({"method": method, "reference": reference, "seed": seed, "eval_set": eval_set,
+        pairs.append({"method": method, "reference": reference, "seed": seed, "eval_set": eval_set, "test": "mcnemar",
                       "accuracy": float(both.correct.mean()), "reference_accuracy": float(both.correct_ref.mean()),
-                      **test})
+                      **mcnemar_exact(list(both.correct), list(both.correct_ref))})
+    for method, eval_set in dict.fromkeys((m, e) for m, _, e in by if m != reference):
+        seeds = sorted(s for m, s, e in by if (m, e) == (method, eval_set) and (reference, s, e) in by)
+        if len(seeds) < 2:
+            continue
+        both = pd.concat([by[method, s, eval_set].merge(by[reference, s, eval_set], on="example_id",
+                                                         suffixes=("", "_ref")) for s in seeds])
+        mean = both.groupby("example_id")[["correct", "correct_ref"]].mean()  # per problem, over seeds
+        test = paired_permutation(list(mean.correct), list(mean.correct_ref))
+        pairs.append({"method": method, "reference": reference, "seed": None, "eval_set": eval_set,
+                      "test": "sign-flip over seeds " + ",".join(map(str, seeds)),
+                      "accuracy": float(mean.correct.mean()), "reference_accuracy": float(mean.correct_ref.mean()),
+                      "n": test["n"], "p_value": test["p_value"]})
     return results, pd.DataFrame(pairs).astype({"seed": "Int64"}) if pairs else pd.DataFrame(pairs)
