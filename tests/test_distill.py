@@ -170,3 +170,16 @@ def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tm
                  "--epochs", "3", "--out", str(out), "--student", str(tiny_model.path)]) == 2  # other settings
     assert main(["distill", "--run", "greedy=" + str(runs["greedy"]), "--eval", f"held=jsonl:{held}",
                  "--seeds-for", "greedy=0,x", "--out", str(out)]) == 2  # not seeds
+
+
+def test_students_are_trained_first_seeds_first_controls_first():
+    """A run stopped early has the base model, both controls and every method at its first seed."""
+    from functools import partial
+
+    from prunelens.distill.stage import _urgency
+
+    config = DistillConfig(seeds=(0,), condition_seeds=(("greedy", (0, 1)), ("full", (0, 1))))
+    students = [("base", None), ("greedy", 0), ("greedy", 1), ("random", 0), ("full", 0), ("full", 1),
+                ("answer-only", 0)]
+    assert sorted(students, key=partial(_urgency, config)) == [
+        ("base", None), ("full", 0), ("answer-only", 0), ("greedy", 0), ("random", 0), ("full", 1), ("greedy", 1)]

@@ -33,7 +33,7 @@ from ..errors import RunError
 from ..ops import progress_bar
 from ..store import StageStore, write_table, write_text
 from .config import DistillConfig
-from .data import training_sets
+from .data import CONTROLS, training_sets
 
 if TYPE_CHECKING:
     from ..cluster import RayOptions
@@ -75,6 +75,13 @@ def _files(out: Path, label: str, config: DistillConfig) -> list[Path]:
     folder = out / "students" / label
     mine = [] if label == BASE else [folder / "train.json", folder / "drift.json"]
     return mine + [out / "generations" / f"{label}.{spec.name}.parquet" for spec in config.eval_sets]
+
+
+def _urgency(config: DistillConfig, student: tuple[str, int | None]) -> tuple[int, bool]:
+    """Work order: the base model, then every condition's first seed (controls first), then second
+    seeds..., so a run stopped early has a whole comparison."""
+    name, seed = student
+    return (-1, False) if seed is None else (config.seeds_of(name).index(seed), name not in CONTROLS)
 
 
 def _student(base, item: tuple[str, int | None], *, sets: dict, problems: dict, held_out: list, config: DistillConfig,
@@ -146,7 +153,8 @@ def distill(runs: Mapping[str, str | Path], out: str | Path, config: DistillConf
               for name, rows in sets.items()}
     held_out = problems[config.eval_sets[0].name][: config.kl_texts]  # drift is read on these
     students = [(BASE, None)] + [(name, seed) for name in sets for seed in config.seeds_of(name)]
-    todo = [s for s in students if not all(_finished(p) for p in _files(out, _label(*s), config))]
+    todo = sorted((s for s in students if not all(_finished(p) for p in _files(out, _label(*s), config))),
+                  key=partial(_urgency, config))
     task = partial(_student, sets=sets, problems=problems, held_out=held_out, config=config, out=out)
     if ray is not None:
         from ..cluster import run_examples, spec_of
