@@ -13,8 +13,9 @@
 - **Paired comparison over seeds.** When two conditions share several seeds, each problem's
   accuracy is averaged over the seeds and the mean paired difference is tested by flipping the
   sign of each problem's difference at random (a permutation test, two-sided: exact for up to 13
-  problems, whose 2^13 sign patterns fit in 9,999 resamples, else 9,999 seeded resamples). It treats seeds as repeated measures of one problem,
-  which a McNemar test on pooled (problem, seed) pairs would count as independent.
+  problems, whose 2^13 sign patterns fit in 9,999 resamples, else 9,999 seeded resamples). It
+  treats seeds as repeated measures of one problem, which a McNemar test on pooled (problem,
+  seed) pairs would count as independent.
 - **Hedging.** Occurrences of the phrases of ``HEDGES`` per 100 generated tokens. The lexicon
   holds hedges of uncertainty (``maybe``, ``perhaps``, ``i think``, ``it seems``, ``might`` ...) and
   self-checks or second thoughts (``wait``, ``hmm``, ``let me check``, ``verify``, ``actually``,
