@@ -61,6 +61,19 @@ def test_distill_cluster_arguments_are_checked_before_anything_starts(tmp_path, 
     assert len(err) == 1 and "--ray-workers 0 is not a positive number" in err[0], err
 
 
+@pytest.mark.parametrize("args, said", [
+    (["dynamic", "RUN", "--keeps", "1,half"], "--keeps '1,half' is not comma-separated numbers"),
+    (["features", "RUN", "--layers", "0,x"], "--layers '0,x' is not comma-separated whole numbers"),
+    (["features", "RUN", "--at-keep", "0.5,"], "--at-keep '0.5,' is not comma-separated numbers"),
+    (["distill", "--run", "x=RUN", "--eval", "e=gsm-symbolic", "--seeds", "0,1.5", "--out", "OUT"],
+     "--seeds '0,1.5' is not comma-separated whole numbers")])
+def test_number_lists_name_their_option(tmp_path, capsys, args, said):
+    args = [str(tmp_path / a) if a in ("RUN", "OUT") else a for a in args]
+    assert main([*args, "--model", NO_MODEL] if args[0] != "distill" else args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and said in err[0], err
+
+
 def test_output_paths_of_the_wrong_kind(tmp_path, capsys):
     assert main(["view", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert "is a directory, not a file" in capsys.readouterr().err

@@ -211,12 +211,21 @@ def cmd_fit_pruner(args) -> None:
           f"{pruner.model} -> {args.out}")
 
 
+def _numbers(value: str, what: str, kind: type = int) -> list:
+    """A comma-separated option's numbers, or a one-line error naming the option."""
+    try:
+        return [kind(x) for x in value.split(",")]
+    except ValueError:
+        said = "whole numbers" if kind is int else "numbers"
+        raise ValueError(f"{what} {value!r} is not comma-separated {said}") from None
+
+
 def cmd_dynamic(args) -> None:
     from .dynamic import dynamic_run
     from .models import load_model
     from .schema import EXAMPLES, read_table
 
-    keeps = [float(x) for x in args.keeps.split(",")]
+    keeps = _numbers(args.keeps, "--keeps", float)
     if not all(0 < k <= 1 for k in keeps):
         raise ValueError(f"--keeps {args.keeps}: keep ratios must be in (0, 1]")
     methods = set(read_table(args.run, EXAMPLES).method)  # before the model loads
@@ -237,11 +246,6 @@ def _pairs(values: Sequence[str], what: str) -> dict[str, str]:
     return out
 
 
-def _seeds(value: str, what: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(s) for s in value.split(","))
-    except ValueError:
-        raise ValueError(f"{what} {value!r} is not comma-separated whole numbers") from None
 
 
 def cmd_distill(args) -> None:
@@ -253,8 +257,8 @@ def cmd_distill(args) -> None:
         evals.append(EvalSet(name, source, style or "chat", args.eval_limit, args.seed))
     config = DistillConfig(keep_ratio=args.keep_ratio, student=args.student, lora=args.lora, epochs=args.epochs,
                            learning_rate=args.lr, batch_size=args.batch_size,
-                           seeds=_seeds(args.seeds, "--seeds"),
-                           condition_seeds=tuple((name, _seeds(v, "--seeds-for"))
+                           seeds=tuple(_numbers(args.seeds, "--seeds")),
+                           condition_seeds=tuple((name, tuple(_numbers(v, "--seeds-for")))
                                                  for name, v in _pairs(args.seeds_for or [], "--seeds-for").items()),
                            train_limit=args.train_limit,
                            max_new_tokens=args.max_new_tokens, eval_sets=tuple(evals))
@@ -273,8 +277,8 @@ def cmd_features(args) -> None:
     from .features import features_run
     from .models import load_model
 
-    layers = [int(x) for x in args.layers.split(",")] if args.layers else None
-    at_keep = [float(x) for x in args.at_keep.split(",")] if args.at_keep else []
+    layers = _numbers(args.layers, "--layers") if args.layers else None
+    at_keep = _numbers(args.at_keep, "--at-keep", float) if args.at_keep else []
     ray = _ray(args)
     if ray is None:
         _set_threads(args)
