@@ -117,19 +117,36 @@ def test_a_killed_training_resumes_from_its_checkpoint(tiny_model, runs, tmp_pat
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)  # the same student as an unbroken run
 
 
-def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tmp_path):
+def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tmp_path, monkeypatch):
     """The whole stage on a tiny student: every condition and the base model evaluated on a held-out set,
-    paired against greedy, and a second call redoes nothing."""
+    paired against greedy, the comparison so far readable after a kill, and a second call redoes nothing."""
     from prunelens.cli import main
-    from prunelens.distill import distill
+    from prunelens.distill import distill, stage
 
     held = tmp_path / "held.jsonl"
     held.write_text("".join(json.dumps({"id": e.id, "question": e.question, "reasoning": e.reasoning,
                                         "answer": e.answer}) + "\n" for e in short_chains[:7]))
     config = _config(tiny_model, eval_sets=(EvalSet("held", f"jsonl:{held}", limit=5),))
     out = tmp_path / "distill"
+    student, calls = stage._student, []
+
+    def killed_at_the_third(*args, **kwargs):
+        calls.append(args[1])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        student(*args, **kwargs)
+
+    monkeypatch.setattr(stage, "_student", killed_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        distill({"greedy": runs["greedy"], "random": runs["random"]}, out, config, show_progress=False)
+    so_far = pd.read_csv(out / "results.csv")
+    assert list(so_far.method) == ["base", "full"]  # the two students that finished
+    monkeypatch.undo()
     tables = distill({"greedy": runs["greedy"], "random": runs["random"]}, out, config, show_progress=False)
     results = tables["results"]
+    done = results.set_index("method").loc[["base", "full"]]
+    assert so_far.set_index("method").accuracy.tolist() == done.accuracy.tolist()
+    assert so_far.set_index("method").kl_drift.tolist() == pytest.approx(done.kl_drift.tolist())
     assert sorted(results.method) == ["answer-only", "base", "full", "greedy", "random"]
     assert (results.n_eval == 3).all()  # 7 problems, 4 of them in the training sets
     assert results.ci_low.le(results.accuracy).all() and results.accuracy.le(results.ci_high).all()

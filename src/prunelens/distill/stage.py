@@ -11,6 +11,8 @@ never redone; a killed training resumes from its last checkpoint)::
     OUT/students/CONDITION-sSEED/drift.json         KL drift from the base model
     OUT/generations/CONDITION-sSEED.EVAL.parquet    per problem: text, n_tokens, seconds, predicted, gold, correct
     OUT/results.csv, OUT/pairs.csv, OUT/accuracy_vs_tokens.{png,pdf}
+                                                    of the students finished so far (rewritten
+                                                    after each one)
 
 The untrained student is evaluated too, as condition ``base``. Paired tests set each condition
 beside the reference (``greedy`` when a run has that name, else the first run) on the same
@@ -127,7 +129,6 @@ def distill(runs: Mapping[str, str | Path], out: str | Path, config: DistillConf
     node sees. This process then reads them and writes the summaries.
     """
     from ..models import load_model
-    from .evaluate import hedge_rate
 
     if not config.eval_sets:
         raise ValueError("give at least one eval set")
@@ -156,6 +157,8 @@ def distill(runs: Mapping[str, str | Path], out: str | Path, config: DistillConf
     todo = sorted((s for s in students if not all(_finished(p) for p in _files(out, _label(*s), config))),
                   key=partial(_urgency, config))
     task = partial(_student, sets=sets, problems=problems, held_out=held_out, config=config, out=out)
+    report = partial(_report, students=students, out=out, config=config, sets=sets, tokens=tokens,
+                     reference=next(iter(runs)) if "greedy" not in runs else "greedy")
     if ray is not None:
         from ..cluster import run_examples, spec_of
 
@@ -164,23 +167,34 @@ def distill(runs: Mapping[str, str | Path], out: str | Path, config: DistillConf
     else:
         for item in progress_bar(todo, desc="students", unit="student", disable=not show_progress):
             task(base, item, show_progress=show_progress)
+            report()  # the comparison so far: a run stopped between students leaves it readable
+    return report()
+
+
+def _report(*, students: list, out: Path, config: DistillConfig, sets: dict, tokens: dict,
+            reference: str) -> dict[str, pd.DataFrame]:
+    """Write results.csv, pairs.csv and the figure for the finished ``students``; returns the tables."""
+    from ..figures import distill_figure, save_figure
+    from .evaluate import hedge_rate
+
     rows = []
     for name, seed in students:
-        folder = out / "students" / _label(name, seed)
+        label = _label(name, seed)
+        if not all(_finished(p) for p in _files(out, label, config)):
+            continue
+        folder = out / "students" / label
         trained = {"seconds": 0.0} if seed is None else json.loads((folder / "train.json").read_text())
         drift = 0.0 if seed is None else json.loads((folder / "drift.json").read_text())["kl_drift"]
         train = "full" if seed is None else name
         for spec in config.eval_sets:
             rows.append({"method": name, "seed": seed, "eval_set": spec.name,
-                         "gens": pd.read_parquet(out / "generations" / f"{_label(name, seed)}.{spec.name}.parquet"),
+                         "gens": pd.read_parquet(out / "generations" / f"{label}.{spec.name}.parquet"),
                          "mean_train_reasoning_tokens": 0.0 if seed is None else float(pd.Series(tokens[name]).mean()),
                          "train_hedge_rate": hedge_rate(list(sets[train].reasoning), tokens[train]),
                          "kl_drift": drift, "train_seconds": trained["seconds"]})
-    results, pairs = _summaries(rows, next(iter(runs)) if "greedy" not in runs else "greedy")
+    results, pairs = _summaries(rows, reference)
     write_text(results.to_csv(index=False), out / "results.csv")
     write_text(pairs.to_csv(index=False), out / "pairs.csv")
-    from ..figures import distill_figure, save_figure
-
     save_figure(distill_figure(results), out, "accuracy_vs_tokens")
     return {"results": results, "pairs": pairs}
 
