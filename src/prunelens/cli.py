@@ -246,8 +246,6 @@ def _pairs(values: Sequence[str], what: str) -> dict[str, str]:
     return out
 
 
-
-
 def cmd_distill(args) -> None:
     from .distill import DistillConfig, EvalSet, distill
 

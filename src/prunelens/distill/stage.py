@@ -79,6 +79,11 @@ def _files(out: Path, label: str, config: DistillConfig) -> list[Path]:
     return mine + [out / "generations" / f"{label}.{spec.name}.parquet" for spec in config.eval_sets]
 
 
+def _done(out: Path, student: tuple[str, int | None], config: DistillConfig) -> bool:
+    """Whether every file of ``student`` is written (and measured the current way)."""
+    return all(_finished(p) for p in _files(out, _label(*student), config))
+
+
 def _urgency(config: DistillConfig, student: tuple[str, int | None]) -> tuple[int, bool]:
     """Work order: the base model, then every condition's first seed (controls first), then second
     seeds..., so a run stopped early has a whole comparison."""
@@ -154,8 +159,7 @@ def distill(runs: Mapping[str, str | Path], out: str | Path, config: DistillConf
               for name, rows in sets.items()}
     held_out = problems[config.eval_sets[0].name][: config.kl_texts]  # drift is read on these
     students = [(BASE, None)] + [(name, seed) for name in sets for seed in config.seeds_of(name)]
-    todo = sorted((s for s in students if not all(_finished(p) for p in _files(out, _label(*s), config))),
-                  key=partial(_urgency, config))
+    todo = sorted((s for s in students if not _done(out, s, config)), key=partial(_urgency, config))
     task = partial(_student, sets=sets, problems=problems, held_out=held_out, config=config, out=out)
     report = partial(_report, students=students, out=out, config=config, sets=sets, tokens=tokens,
                      reference=next(iter(runs)) if "greedy" not in runs else "greedy")
@@ -179,9 +183,9 @@ def _report(*, students: list, out: Path, config: DistillConfig, sets: dict, tok
 
     rows = []
     for name, seed in students:
-        label = _label(name, seed)
-        if not all(_finished(p) for p in _files(out, label, config)):
+        if not _done(out, (name, seed), config):
             continue
+        label = _label(name, seed)
         folder = out / "students" / label
         trained = {"seconds": 0.0} if seed is None else json.loads((folder / "train.json").read_text())
         drift = 0.0 if seed is None else json.loads((folder / "drift.json").read_text())["kl_drift"]
