@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from ..ops import token_logprobs
@@ -45,6 +46,7 @@ from .config import OBJECTIVES
 
 DEFAULT_MEMORY_GIB = 2.0  # CPU; on CUDA: 60% of the free memory
 HEAD_SHARE = 0.25  # share of the memory budget for one slice of LM-head logits
+IDS, POSITIONS, SEES, LO, HI, START = range(6)  # fields of the packed rows' slot grid (Engine._slots)
 
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values
 
@@ -53,12 +55,13 @@ KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values
 class Memo:
     """A single-deletion candidate's own sequence from its deletion point ``c``.
 
-    ``kv``: per layer ``[kv_heads, length, head_dim]`` for positions ``c ..``, of which the first
-    ``valid`` still hold; ``cum[i]``: the sum of its log-probs at positions ``c .. c + i - 1``
+    ``kv``: ``[layers, 2, kv_heads, length, head_dim]`` (keys and values of every layer in one
+    tensor, so a row's reused blocks are gathered in one operation, not two per layer) for positions
+    ``c ..``, of which the first ``valid`` still hold; ``cum[i]``: the sum of its log-probs at positions ``c .. c + i - 1``
     (reason-answer objective only).
     """
 
-    kv: KV
+    kv: torch.Tensor
     valid: int
     cum: list[float] | None
 
@@ -89,7 +92,7 @@ class _Candidate:
     suffix: list[int]  # the candidate's tokens from u to the end; the segment is suffix[:-1]
     weight: float  # of each log-prob in the objective
     known: float | None  # sum of log-probs at positions c..u from a memo (None: c is predicted from the state)
-    block: KV | None  # memo key/values of positions [c, u)
+    block: torch.Tensor | None  # memo key/values of positions [c, u): [layers, 2, kv_heads, u - c, head_dim]
     key: int | None  # reasoning index whose memo this candidate refreshes
     owner: int = 0  # which state (of the requests scored together) it is a candidate of
 
@@ -239,7 +242,7 @@ class Engine:
         if memo is not None:  # its cum is None only for the answer objective, which needs no known sum
             resume = c + memo.valid - 1  # its log-prob is known; it is recomputed to predict the next one
             known = memo.cum[memo.valid] if memo.cum is not None else 0.0
-            block = [(k[:, :resume - c], v[:, :resume - c]) for k, v in memo.kv]
+            block = memo.kv[:, :, :, :resume - c]
         if self.objective == "reason-answer":
             weight = 1.0 / (total - len(gone_at) - p)
         else:
@@ -278,7 +281,7 @@ class Engine:
             for i, value in zip(first, lp.tolist()):
                 if i in new_lps:
                     new_lps[i].append(value)
-        segments: dict[int, KV] = {}
+        segments: dict[int, torch.Tensor] = {}
         for chunk, width in self._chunks(candidates):
             self._score_chunk(states, candidates, chunk, width, scores, new_lps, segments)
         for owner, state in enumerate(states):
@@ -289,7 +292,7 @@ class Engine:
             out[x.owner].append(value)
         return out
 
-    def _remember(self, state: State, candidates: list[tuple[int, _Candidate]], segments: dict[int, KV],
+    def _remember(self, state: State, candidates: list[tuple[int, _Candidate]], segments: dict[int, torch.Tensor],
                   new_lps: dict[int, list[float]]) -> None:
         """Store each single-deletion candidate's segment in the state's memo, within the memory budget."""
         if state.memo is None:
@@ -298,10 +301,9 @@ class Engine:
         for i, x in candidates:
             if x.key is None or i not in segments or used > self.budget:
                 continue
-            if x.block is None:
-                kv = [(k.clone(), v.clone()) for k, v in segments[i]]
-            else:
-                kv = [(torch.cat([bk, k], 1), torch.cat([bv, v], 1)) for (bk, bv), (k, v) in zip(x.block, segments[i])]
+            # one copy each, so that a memo never holds on to a whole pass's gathered segments
+            kv = segments[i].clone(memory_format=torch.contiguous_format) if x.block is None \
+                else torch.cat([x.block, segments[i]], 3)
             cum = None
             if i in new_lps:
                 old = state.memo[x.key].cum[: x.reused + 2] if x.known is not None else [0.0]  # through u
@@ -352,83 +354,107 @@ class Engine:
             own[s] = torch.nn.functional.pad(t, (0, 0, 0, prefix - t.shape[1]))
         return torch.stack([own[s] for s in row_states])
 
+    def _slots(self, states: list[State], candidates: list[_Candidate], placed: list[tuple[int, int, int, int]],
+               width: int, n_rows: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Where each placed candidate's segment sits in the packed rows, computed with numpy (one Python
+        step per candidate, none per slot: building these per slot cost a GPU more than its forward pass).
+
+        Returns ``grid[field, row, slot]`` for the fields ``IDS``, ``POSITIONS``, ``SEES`` (prefix keys
+        below this are visible), ``LO``/``HI`` (the visible reused-block keys) and ``START`` (the
+        segment's first slot); padding sees key 0 and itself, so no softmax row is empty. And per
+        used slot, in placing order: ``flat`` (row * width + slot), ``row``, ``slot``, ``target`` (the
+        token it predicts), ``candidate``, ``weight``, ``need`` (the objective needs its log-prob)
+        and ``memo`` (its key/values go to a memo).
+        """
+        x = [candidates[i] for i, *_ in placed]
+        per = {name: np.array(values) for name, values in zip(
+            ("candidate", "row", "slot", "offset"), zip(*placed))}
+        length = np.array([c.length for c in x])
+        each = np.repeat(np.arange(len(x)), length)  # the placed candidate of each used slot
+        j = np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length)  # slot within its segment
+        suffix = np.fromiter((t for c in x for t in c.suffix), dtype=np.int64, count=sum(len(c.suffix) for c in x))
+        source = np.repeat(np.cumsum(length + 1) - (length + 1), length) + j  # suffix[j] of each used slot
+        slot = per["slot"][each] + j
+        flat = per["row"][each] * width + slot
+        grid = np.zeros((6, n_rows * width), dtype=np.int64)
+        grid[SEES] = 1
+        grid[START] = np.tile(np.arange(width), n_rows)
+        grid[IDS, flat] = suffix[source]
+        grid[POSITIONS, flat] = np.array([c.resume for c in x])[each] + j
+        grid[SEES, flat] = np.array([c.start for c in x])[each]
+        grid[LO, flat] = per["offset"][each]
+        grid[HI, flat] = (per["offset"] + np.array([c.reused for c in x]))[each]
+        grid[START, flat] = per["slot"][each]
+        # slot j predicts suffix[j + 1]; the answer objective needs the last a log-probs only
+        first = np.zeros(len(x), dtype=np.int64) if self.objective == "reason-answer" else \
+            np.maximum(0, length - np.array([states[c.owner].a for c in x]))
+        used = {"flat": flat, "row": per["row"][each], "slot": slot, "target": suffix[source + 1],
+                "candidate": per["candidate"][each], "weight": np.array([c.weight for c in x], dtype=np.float64)[each],
+                "need": j >= first[each], "memo": np.array([c.key is not None for c in x], dtype=bool)[each]}
+        return grid.reshape(6, n_rows, width), used
+
     def _score_chunk(self, states: list[State], candidates: list[_Candidate], rows: list[list[int]], width: int,
-                     scores: torch.Tensor, new_lps: dict[int, list[float]], segments: dict[int, KV]) -> None:
+                     scores: torch.Tensor, new_lps: dict[int, list[float]], segments: dict[int, torch.Tensor]) -> None:
         """One forward pass over packed rows (each of one state's candidates); adds each candidate's
         weighted log-probs to ``scores``."""
         device = self.device
         prefix = max(candidates[i].start for row in rows for i in row)
         extra = max(sum(candidates[i].reused for i in row) for row in rows)
-        ids = [[0] * width for _ in rows]
-        positions = [[0] * width for _ in rows]
-        sees_prefix = [[1] * width for _ in rows]  # padding sees key 0 and itself: no empty softmax row
-        block_lo = [[0] * width for _ in rows]
-        block_hi = [[0] * width for _ in rows]
-        segment_start = [list(range(width)) for _ in rows]
-        placed: list[tuple[int, int, int]] = []  # candidate, row, first slot
         row_states = [candidates[row[0]].owner for row in rows]
-        needed, targets, owners = [], [], []
+        placed: list[tuple[int, int, int, int]] = []  # candidate, row, first slot, first reused-block key
         for r, row in enumerate(rows):
             slot = offset = 0
             for i in row:
-                x = candidates[i]
-                span = slice(slot, slot + x.length)
-                ids[r][span] = x.suffix[:-1]
-                positions[r][span] = range(x.resume, x.resume + x.length)
-                sees_prefix[r][span] = [x.start] * x.length
-                block_lo[r][span] = [offset] * x.length
-                block_hi[r][span] = [offset + x.reused] * x.length
-                segment_start[r][span] = [slot] * x.length
-                # slot s predicts suffix[s + 1]; the answer objective needs the last a log-probs only
-                first = 0 if self.objective == "reason-answer" else max(0, x.length - states[x.owner].a)
-                for s in range(first, x.length):
-                    needed.append(r * width + slot + s)
-                    targets.append(x.suffix[s + 1])
-                    owners.append(i)
-                placed.append((i, r, slot))
-                slot += x.length
-                offset += x.reused
+                placed.append((i, r, slot, offset))
+                slot += candidates[i].length
+                offset += candidates[i].reused
             self.useful += slot
             states[row_states[r]].useful += slot
             states[row_states[r]].tokens += width
+        grid, used = self._slots(states, candidates, placed, width, len(rows))
+        t = torch.from_numpy(grid).to(device)  # one copy: ids, positions and mask bounds per slot
+        layers = len(states[0].cache)
+        blocks = None  # [layers, 2, R, kv_heads, extra, head_dim]: each row's reused blocks side by side, zero-padded
+        if extra:
+            k = states[0].cache[0][0]
+            zeros = k.new_zeros(layers, 2, k.shape[1], extra, k.shape[3])
+            blocks = torch.stack([torch.cat([candidates[i].block for i in row if candidates[i].reused]
+                                            + [zeros[:, :, :, :extra - sum(candidates[i].reused for i in row)]], 3)
+                                  for row in rows], 2)
         cache = []
-        for layer in range(len(states[0].cache)):
-            blocks_k, blocks_v = [], []
-            for r, row in enumerate(rows):
-                parts = [candidates[i].block[layer] for i in row if candidates[i].reused]
-                pad = extra - sum(candidates[i].reused for i in row)
-                k = states[row_states[r]].cache[layer][0]
-                zeros = k.new_zeros(k.shape[1], pad, k.shape[3])
-                blocks_k.append(torch.cat([b[0] for b in parts] + [zeros], 1))
-                blocks_v.append(torch.cat([b[1] for b in parts] + [zeros], 1))
-            rows_k = torch.cat([self._prefixes(states, row_states, layer, 0, prefix), torch.stack(blocks_k)], 2)
-            rows_v = torch.cat([self._prefixes(states, row_states, layer, 1, prefix), torch.stack(blocks_v)], 2)
-            cache.append((rows_k, rows_v))
-        t = {name: torch.tensor(value, device=device) for name, value in
-             [("prefix", sees_prefix), ("lo", block_lo), ("hi", block_hi), ("start", segment_start)]}
+        for layer in range(layers):
+            rows_kv = [self._prefixes(states, row_states, layer, kv, prefix) for kv in (0, 1)]
+            if blocks is not None:
+                rows_kv = [torch.cat([rows_kv[kv], blocks[layer, kv]], 2) for kv in (0, 1)]
+            cache.append(tuple(rows_kv))
         key_prefix = torch.arange(prefix, device=device)[None, None, :]
         key_block = torch.arange(extra, device=device)[None, None, :]
         slots = torch.arange(width, device=device)
         allowed = torch.cat([
-            key_prefix < t["prefix"][:, :, None],
-            (key_block >= t["lo"][:, :, None]) & (key_block < t["hi"][:, :, None]),
-            (slots[None, None, :] >= t["start"][:, :, None]) & (slots[None, None, :] <= slots[None, :, None]),
+            key_prefix < t[SEES][:, :, None],
+            (key_block >= t[LO][:, :, None]) & (key_block < t[HI][:, :, None]),
+            (slots[None, None, :] >= t[START][:, :, None]) & (slots[None, None, :] <= slots[None, :, None]),
         ], dim=-1)[:, None]
         mask = torch.zeros(allowed.shape, dtype=self.dtype, device=device).masked_fill_(
             ~allowed, torch.finfo(self.dtype).min)
-        hidden, past = self._forward(torch.tensor(ids, device=device), torch.tensor(positions, device=device),
-                                     cache, mask)
-        if needed:
-            flat = hidden.reshape(-1, hidden.shape[-1])[torch.tensor(needed, device=device)]
-            lp = self.logprobs(flat, torch.tensor(targets, device=device))
-            weights = torch.tensor([candidates[i].weight for i in owners], dtype=torch.float64, device=device)
-            scores.index_add_(0, torch.tensor(owners, device=device), lp.double() * weights)
+        hidden, past = self._forward(t[IDS], t[POSITIONS], cache, mask)
+        needed = used["need"]
+        if needed.any():
+            picked = torch.from_numpy(np.stack([used["flat"][needed], used["target"][needed],
+                                                used["candidate"][needed]])).to(device)
+            lp = self.logprobs(hidden.reshape(-1, hidden.shape[-1])[picked[0]], picked[1])
+            weights = torch.from_numpy(used["weight"][needed]).to(device)
+            scores.index_add_(0, picked[2], lp.double() * weights)
             if new_lps:
-                for i, value in zip(owners, lp.tolist()):
+                for i, value in zip(used["candidate"][needed].tolist(), lp.tolist()):
                     if i in new_lps:
                         new_lps[i].append(value)
-        base = prefix + extra
-        for i, r, slot in placed:
-            if candidates[i].key is not None:  # a single deletion of a state with a memo
-                span = slice(base + slot, base + slot + candidates[i].length)
-                segments[i] = [(layer.keys[r, :, span], layer.values[r, :, span]) for layer in past.layers]
+        keep = used["memo"]  # slots of single deletions of a state with a memo
+        if keep.any():  # their key/values, gathered for every layer at once: [layers, 2, kv_heads, slots, head_dim]
+            row_index = torch.from_numpy(used["row"][keep]).to(device)
+            key_index = torch.from_numpy(prefix + extra + used["slot"][keep]).to(device)
+            gathered = torch.stack([torch.stack((layer.keys[row_index, :, key_index], layer.values[row_index, :, key_index]))
+                                    for layer in past.layers]).permute(0, 1, 3, 2, 4)
+            kept = [i for i, *_ in placed if candidates[i].key is not None]
+            for i, segment in zip(kept, gathered.split([candidates[i].length for i in kept], 3)):
+                segments[i] = segment
