@@ -259,7 +259,7 @@ def cmd_distill(args) -> None:
                            condition_seeds=tuple((name, tuple(_numbers(v, "--seeds-for")))
                                                  for name, v in _pairs(args.seeds_for or [], "--seeds-for").items()),
                            train_limit=args.train_limit,
-                           max_new_tokens=args.max_new_tokens, eval_sets=tuple(evals))
+                           max_new_tokens=args.max_new_tokens, eval_batch=args.eval_batch, eval_sets=tuple(evals))
     _out_dir(args.out)
     ray = _ray(args)
     if ray is None:
@@ -481,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-limit", type=int, default=None, help="at most this many shared problems per training set")
     p.add_argument("--eval-limit", type=int, default=500, help="problems per eval set")
     p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--eval-batch", type=int, default=16, help="problems generated side by side (more on a GPU)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (with --ray: per worker, default 1)")
     _ray_arg(p)
     p.add_argument("--out", required=True, help="output directory (re-running the command resumes it)")

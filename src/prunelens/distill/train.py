@@ -1,7 +1,8 @@
 """Fine-tune one student on one training set with transformers' ``Trainer``.
 
-Full fine-tuning in float32 on CPU (bf16 on CUDA), or LoRA adapters through ``peft`` (merged into
-the weights at the end). Seeds fixed; checkpoints every ``save_steps`` under ``OUT/checkpoints``
+Full fine-tuning keeps float32 weights (on CUDA, the forward and backward passes run in bf16
+autocast: bf16 weights would round most of AdamW's small updates away); LoRA trains float32 adapters
+(``peft`` casts them) over base weights held in bf16 on CUDA, and merges them at the end. Seeds fixed; checkpoints every ``save_steps`` under ``OUT/checkpoints``
 (safetensors), and a killed training resumes from the last one; the finished student is saved to
 ``OUT/final`` (safetensors and tokenizer).
 """
@@ -37,7 +38,8 @@ def train_student(rows: pd.DataFrame, out: str | Path, config: DistillConfig, se
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if cuda else torch.float32)
+    dtype = torch.bfloat16 if cuda and config.lora else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     if config.lora:
         from peft import LoraConfig, get_peft_model
 
