@@ -2,9 +2,10 @@
 
 Full fine-tuning keeps float32 weights (on CUDA, the forward and backward passes run in bf16
 autocast: bf16 weights would round most of AdamW's small updates away); LoRA trains float32 adapters
-(``peft`` casts them) over base weights held in bf16 on CUDA, and merges them at the end. Seeds fixed; checkpoints every ``save_steps`` under ``OUT/checkpoints``
-(safetensors), and a killed training resumes from the last one; the finished student is saved to
-``OUT/final`` (safetensors and tokenizer).
+(``peft`` casts them) over base weights held in bf16 on CUDA, and merges them at the end. Seeds
+fixed; checkpoints every ``save_steps`` under ``OUT/checkpoints`` (safetensors), and a killed
+training resumes from the last one; the finished student is saved to ``OUT/final`` (safetensors
+and tokenizer).
 """
 
 from __future__ import annotations

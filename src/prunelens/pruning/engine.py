@@ -56,9 +56,9 @@ class Memo:
     """A single-deletion candidate's own sequence from its deletion point ``c``.
 
     ``kv``: ``[layers, 2, kv_heads, length, head_dim]`` (keys and values of every layer in one
-    tensor, so a row's reused blocks are gathered in one operation, not two per layer) for positions
-    ``c ..``, of which the first ``valid`` still hold; ``cum[i]``: the sum of its log-probs at positions ``c .. c + i - 1``
-    (reason-answer objective only).
+    tensor, so a row's reused blocks are gathered in one operation, not two per layer) for
+    positions ``c ..``, of which the first ``valid`` still hold; ``cum[i]``: the sum of its
+    log-probs at positions ``c .. c + i - 1`` (reason-answer objective only).
     """
 
     kv: torch.Tensor
@@ -356,8 +356,8 @@ class Engine:
 
     def _slots(self, states: list[State], candidates: list[_Candidate], placed: list[tuple[int, int, int, int]],
                width: int, n_rows: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Where each placed candidate's segment sits in the packed rows, computed with numpy (one Python
-        step per candidate, none per slot: building these per slot cost a GPU more than its forward pass).
+        """Where each placed candidate's segment sits in the packed rows, computed with numpy: one Python
+        step per candidate, none per slot (host time per pass is what a GPU waits on).
 
         Returns ``grid[field, row, slot]`` for the fields ``IDS``, ``POSITIONS``, ``SEES`` (prefix keys
         below this are visible), ``LO``/``HI`` (the visible reused-block keys) and ``START`` (the
@@ -453,8 +453,9 @@ class Engine:
         if keep.any():  # their key/values, gathered for every layer at once: [layers, 2, kv_heads, slots, head_dim]
             row_index = torch.from_numpy(used["row"][keep]).to(device)
             key_index = torch.from_numpy(prefix + extra + used["slot"][keep]).to(device)
-            gathered = torch.stack([torch.stack((layer.keys[row_index, :, key_index], layer.values[row_index, :, key_index]))
-                                    for layer in past.layers]).permute(0, 1, 3, 2, 4)
+            gathered = torch.stack([torch.stack((layer.keys[row_index, :, key_index],
+                                                 layer.values[row_index, :, key_index])) for layer in past.layers])
+            gathered = gathered.permute(0, 1, 3, 2, 4)
             kept = [i for i, *_ in placed if candidates[i].key is not None]
             for i, segment in zip(kept, gathered.split([candidates[i].length for i in kept], 3)):
                 segments[i] = segment
