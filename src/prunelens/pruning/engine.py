@@ -399,18 +399,20 @@ class Engine:
         weighted log-probs to ``scores``."""
         device = self.device
         prefix = max(candidates[i].start for row in rows for i in row)
-        extra = max(sum(candidates[i].reused for i in row) for row in rows)
         row_states = [candidates[row[0]].owner for row in rows]
         placed: list[tuple[int, int, int, int]] = []  # candidate, row, first slot, first reused-block key
+        row_reused = []  # keys of each row's reused blocks
         for r, row in enumerate(rows):
             slot = offset = 0
             for i in row:
                 placed.append((i, r, slot, offset))
                 slot += candidates[i].length
                 offset += candidates[i].reused
+            row_reused.append(offset)
             self.useful += slot
             states[row_states[r]].useful += slot
             states[row_states[r]].tokens += width
+        extra = max(row_reused)
         grid, used = self._slots(states, candidates, placed, width, len(rows))
         t = torch.from_numpy(grid).to(device)  # one copy: ids, positions and mask bounds per slot
         layers = len(states[0].cache)
@@ -419,8 +421,8 @@ class Engine:
             k = states[0].cache[0][0]
             zeros = k.new_zeros(layers, 2, k.shape[1], extra, k.shape[3])
             blocks = torch.stack([torch.cat([candidates[i].block for i in row if candidates[i].reused]
-                                            + [zeros[:, :, :, :extra - sum(candidates[i].reused for i in row)]], 3)
-                                  for row in rows], 2)
+                                            + [zeros[:, :, :, :extra - reused]], 3)
+                                  for row, reused in zip(rows, row_reused)], 2)
         cache = []
         for layer in range(layers):
             rows_kv = [self._prefixes(states, row_states, layer, kv, prefix) for kv in (0, 1)]
