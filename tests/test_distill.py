@@ -141,6 +141,15 @@ def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tm
         distill({"greedy": runs["greedy"], "random": runs["random"]}, out, config, show_progress=False)
     so_far = pd.read_csv(out / "results.csv")
     assert list(so_far.method) == ["base", "full"]  # the two students that finished
+    (out / "results.csv").unlink()
+
+    def killed_at_once(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stage, "_student", killed_at_once)
+    with pytest.raises(KeyboardInterrupt):
+        distill({"greedy": runs["greedy"], "random": runs["random"]}, out, config, show_progress=False)
+    assert list(pd.read_csv(out / "results.csv").method) == ["base", "full"]  # a resumed run reports first
     monkeypatch.undo()
     tables = distill({"greedy": runs["greedy"], "random": runs["random"]}, out, config, show_progress=False)
     results = tables["results"]
@@ -154,6 +163,8 @@ def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tm
     assert trained.loc["answer-only", "mean_train_reasoning_tokens"] == 0
     assert trained.loc["full", "mean_train_reasoning_tokens"] > trained.loc["greedy", "mean_train_reasoning_tokens"] > 0
     assert (trained.kl_drift > 0).all() and results.set_index("method").loc["base", "kl_drift"] == 0
+    assert trained.loc["full", "train_broken_numbers"] == 0  # the whole chain states only the problem's numbers
+    assert np.isnan(trained.loc["answer-only", "train_broken_numbers"])  # no reasoning, no numbers
     assert (results.eval_seconds > 0).all() and (trained.train_seconds > 0).all()
     assert set(tables["pairs"].method) == {"answer-only", "full", "random"}
     assert set(tables["pairs"].reference) == {"greedy"}

@@ -13,8 +13,8 @@ from scipy.stats import norm
 from prunelens.data import Example
 
 from prunelens.distill.evaluate import (
-    INSTRUCT_PREFIX, answers_match, extract_answer, generate, hedge_count, hedge_rate, kl_drift, mcnemar_exact,
-    paired_permutation, wilson_interval,
+    INSTRUCT_PREFIX, answers_match, broken_number_share, extract_answer, generate, hedge_count, hedge_rate, kl_drift,
+    mcnemar_exact, paired_permutation, wilson_interval,
 )
 
 QUESTIONS = ["What is 2 + 3?", "Tom has 4 apples and eats 1. How many are left?", "Name a prime number."]
@@ -97,6 +97,18 @@ def test_hedge_rate_is_per_hundred_tokens():
     assert math.isnan(hedge_rate(["", ""], [0, 0]))
     with pytest.raises(ValueError):
         hedge_rate(["maybe"], [1, 2])
+
+
+def test_broken_numbers_are_those_the_problem_never_states():
+    problem = "A wall has 31 blocks: 4 red, 8 green and $1,200 of paint.\nThere are 31-4-8 = 19 blue blocks.\n19"
+    assert broken_number_share(["There are 14 =9 blue"], [problem]) == 1.0      # 14 and 9: cut and fused
+    assert broken_number_share(["31-4 = 19 blue"], [problem]) == 0.0           # whole numbers deleted only
+    assert broken_number_share(["1200 of paint, -8 = 9"], [problem]) == pytest.approx(1 / 3)  # 1,200 is 1200; sign dropped
+    # pooled over chains: 1 of the 4 numbers stated is broken
+    assert broken_number_share(["4 red, 3", "2 and 2"], [problem, "2 + 2"]) == pytest.approx(1 / 4)
+    assert math.isnan(broken_number_share(["blue blocks", ""], [problem, problem]))
+    with pytest.raises(ValueError):
+        broken_number_share(["4"], [problem, problem])
 
 
 def _like(model, hf, tokenizer=None):

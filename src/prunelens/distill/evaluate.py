@@ -22,6 +22,11 @@
   ``alternatively`` ...). A phrase counts as whole words, case-insensitively (``waiter`` holds no
   ``wait``), whitespace inside it may be any run of spaces or newlines, and overlapping phrases
   count once (``let me verify`` is one hedge, not two).
+- **Broken numbers** (of a training set, beside hedging). The share of the numbers a pruned chain
+  states that its problem never states (its question, full chain and answer; numbers compared as
+  normalised values without sign): numbers a deletion cut short or fused with the next
+  (``31-4-8 = 19`` pruned to ``14 =9`` states 14 and 9). Deleting whole numbers breaks none; it
+  counts what a student is taught that the problem does not say.
 - **Drift.** Mean per-token KL(base || student) of next-token distributions, teacher-forced on
   held-out (question, reply) pairs laid out as in training (chat template of the question, the
   reply, the end-of-turn text), over the reply's tokens only.
@@ -149,6 +154,25 @@ def hedge_rate(texts: Sequence[str], n_tokens: Sequence[int]) -> float:
         raise ValueError(f"{len(texts)} texts but {len(n_tokens)} token counts")
     total = sum(n_tokens)
     return 100 * sum(hedge_count(t) for t in texts) / total if total else math.nan
+
+
+def _values(text: str) -> list[str]:
+    """The numbers ``text`` states, normalised, without sign."""
+    return [_normalise(m).removeprefix("-") for m in NUMBER.finditer(text)]
+
+
+def broken_number_share(texts: Sequence[str], references: Sequence[str]) -> float:
+    """Share of the numbers stated in ``texts`` that their ``references`` (one each) never state; nan
+    when ``texts`` state none."""
+    if len(texts) != len(references):
+        raise ValueError(f"{len(texts)} texts but {len(references)} references")
+    stated = broken = 0
+    for text, reference in zip(texts, references):
+        known = set(_values(reference))
+        values = _values(text)
+        stated += len(values)
+        broken += sum(v not in known for v in values)
+    return broken / stated if stated else math.nan
 
 
 def _prompt(tokenizer, question: str, style: str) -> str:

@@ -12,7 +12,7 @@ never redone; a killed training resumes from its last checkpoint)::
     OUT/generations/CONDITION-sSEED.EVAL.parquet    per problem: text, n_tokens, seconds, predicted, gold, correct
     OUT/results.csv, OUT/pairs.csv, OUT/accuracy_vs_tokens.{png,pdf}
                                                     of the students finished so far (rewritten
-                                                    after each one)
+                                                    after each one, and first when a run resumes)
 
 The untrained student is evaluated too, as condition ``base``. Paired tests set each condition
 beside the reference (``greedy`` when a run has that name, else the first run) on the same
@@ -163,6 +163,8 @@ def distill(runs: Mapping[str, str | Path], out: str | Path, config: DistillConf
     task = partial(_student, sets=sets, problems=problems, held_out=held_out, config=config, out=out)
     report = partial(_report, students=students, out=out, config=config, sets=sets, tokens=tokens,
                      reference=next(iter(runs)) if "greedy" not in runs else "greedy")
+    if len(todo) < len(students):  # a resumed run: the comparison so far first, as this version summarises it
+        report()
     if ray is not None:
         from ..cluster import run_examples, spec_of
 
@@ -179,8 +181,10 @@ def _report(*, students: list, out: Path, config: DistillConfig, sets: dict, tok
             reference: str) -> dict[str, pd.DataFrame]:
     """Write results.csv, pairs.csv and the figure for the finished ``students``; returns the tables."""
     from ..figures import distill_figure, save_figure
-    from .evaluate import hedge_rate
+    from .evaluate import broken_number_share, hedge_rate
 
+    full = sets["full"].set_index("example_id")
+    said = (full.question + "\n" + full.reasoning + "\n" + full.answer.astype(str)).to_dict()  # what each problem states
     rows = []
     for name, seed in students:
         if not _done(out, (name, seed), config):
@@ -195,6 +199,8 @@ def _report(*, students: list, out: Path, config: DistillConfig, sets: dict, tok
                          "gens": pd.read_parquet(out / "generations" / f"{label}.{spec.name}.parquet"),
                          "mean_train_reasoning_tokens": 0.0 if seed is None else float(pd.Series(tokens[name]).mean()),
                          "train_hedge_rate": hedge_rate(list(sets[train].reasoning), tokens[train]),
+                         "train_broken_numbers": broken_number_share(list(sets[train].reasoning),
+                                                                     [said[i] for i in sets[train].example_id]),
                          "kl_drift": drift, "train_seconds": trained["seconds"]})
     results, pairs = _summaries(rows, reference)
     write_text(results.to_csv(index=False), out / "results.csv")
@@ -215,7 +221,8 @@ def _summaries(rows: list[dict], reference: str) -> tuple[pd.DataFrame, pd.DataF
                         "mean_train_reasoning_tokens": r["mean_train_reasoning_tokens"],
                         "mean_output_tokens": float(gens.n_tokens.mean()),
                         "hedge_rate": hedge_rate(list(gens.text), list(gens.n_tokens)),
-                        "train_hedge_rate": r["train_hedge_rate"], "kl_drift": r["kl_drift"],
+                        "train_hedge_rate": r["train_hedge_rate"], "train_broken_numbers": r["train_broken_numbers"],
+                        "kl_drift": r["kl_drift"],
                         "train_seconds": r["train_seconds"],  # generations written before timing: nan
                         "eval_seconds": float(gens.seconds.sum()) if "seconds" in gens else math.nan})
     results = pd.DataFrame(results).astype({"seed": "Int64"})  # the base model has no seed
