@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunelens.analysis import analyze, category_survival, headline, normalised_objective, order_agreement
+from prunelens.analysis import (analyze, broken_numbers, category_survival, headline, normalised_objective,
+                                order_agreement)
 from prunelens.categories import annotate_run
 from prunelens.features import features_run
 from prunelens.figures import make_figures
@@ -46,6 +47,26 @@ def test_survival_against_uniform_by_hand():
     assert table.loc["SYMBOLIC_MATH", "ratio"] == 1.5 and table.loc["FUNCTION", "ratio"] == 0.5
 
 
+def test_broken_numbers_by_hand():
+    # keep 0.5 deletes 4 of 8 tokens: a keeps " 31 27" (both stated), b keeps " 1 3 15" (1 is not)
+    texts = {"a": [" 3", "1", "-", "4", " =", " 2", "7", "."], "b": [" 1", "2", " +", " 3", " =", " 1", "5", "."]}
+    steps = {"a": [None, None, 1, 2, 3, None, None, 4], "b": [None, 1, 2, None, 3, None, None, 4]}
+    tokens = pd.DataFrame({"example_id": ["a"] * 8 + ["b"] * 8, "position": list(range(8)) * 2,
+                           "token_text": texts["a"] + texts["b"],
+                           "deleted_step": pd.array(steps["a"] + steps["b"], dtype="Int64")})
+    said = {"a": "Ann has 31 and gives 4.\n31-4 = 27.\n27", "b": "12 and 3?\n12 + 3 = 15.\n15"}
+    table = broken_numbers(tokens, said, ratios=[0.5], draws=1).set_index("keep_ratio")
+    assert table.loc[0.5, "broken"] == pytest.approx(1 / 5)
+    # one chain "12 50". Losing 2 of its 4 tokens: of the 6 equally likely pairs kept, " 1 5", " 10", "2 5"
+    # and "20" state only broken numbers, "12" and " 50" none: 4/6 on average. Losing 1: "2 50", " 1 50"
+    # and " 12 5" break one number of two, " 120" its only one: (3 * 1/2 + 1) / 4
+    one = pd.DataFrame({"example_id": ["c"] * 4, "position": range(4), "token_text": [" 1", "2", " 5", "0"],
+                        "deleted_step": pd.array([1, 2, None, None], dtype="Int64")})
+    table = broken_numbers(one, {"c": "12 50"}, ratios=[0.75, 0.5], draws=3000).set_index("keep_ratio")
+    assert table.loc[0.5, "broken"] == 0 and table.loc[0.5, "uniform"] == pytest.approx(4 / 6, abs=0.03)
+    assert table.loc[0.75, "broken"] == 0.5 and table.loc[0.75, "uniform"] == pytest.approx(0.625, abs=0.03)
+
+
 def test_normalised_objective_by_hand():
     def run(trajectories):
         return pd.DataFrame({"example_id": list(trajectories), "n_reasoning": 4,
@@ -79,7 +100,7 @@ def test_analyze_writes_every_table_with_grouped_cv(full_run):
     tables = analyze(full_run["greedy"], show_progress=False)
     out = full_run["greedy"] / "analysis"
     for name in ("rank_regression", "rank_importance", "drop_regression", "category_survival", "category_rank",
-                 "category_pairs", "survival_classifier", "category_classifier", "category_confusion"):
+                 "category_pairs", "survival_classifier", "category_classifier", "category_confusion", "broken_numbers"):
         assert (out / f"{name}.csv").exists(), name
     assert (out / "rank_predictions.parquet").exists()
     reg = tables["rank_regression"]
@@ -93,7 +114,7 @@ def test_analyze_writes_every_table_with_grouped_cv(full_run):
     assert set(drops.target) == {"drop", "post_objective"}
     assert drops[["pearson", "spearman", "r2"]].notna().all().all()
     assert tables["category_pairs"].p_bh.between(0, 1).all()
-    assert set(headline(tables)) >= {"attention->rank spearman (ridge)", "ratio@0.5 SYMBOLIC_MATH",
+    assert set(headline(tables)) >= {"attention->rank spearman (ridge)", "ratio@0.5 SYMBOLIC_MATH", "broken numbers@0.5",
                                      "attention->post-deletion objective pearson (best)"}
 
 

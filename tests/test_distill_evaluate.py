@@ -11,10 +11,11 @@ import torch
 from scipy.stats import norm
 
 from prunelens.data import Example
+from prunelens.numbers import broken_number_share
 
 from prunelens.distill.evaluate import (
-    INSTRUCT_PREFIX, answers_match, broken_number_share, extract_answer, generate, hedge_count, hedge_rate, kl_drift,
-    mcnemar_exact, paired_permutation, wilson_interval,
+    INSTRUCT_PREFIX, answers_match, extract_answer, generate, hedge_count, hedge_rate, kl_drift, mcnemar_exact,
+    paired_permutation, wilson_interval,
 )
 
 QUESTIONS = ["What is 2 + 3?", "Tom has 4 apples and eats 1. How many are left?", "Name a prime number."]

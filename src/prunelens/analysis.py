@@ -16,6 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from .categories import LABELS
+from .numbers import broken_number_share, problems
 from .ops import n_to_delete, progress_bar
 from .schema import (ANALYSIS, DYNAMIC, EXAMPLES, HEADLINE_FEATURE, FeatureName, feature_names, load_tokens, present_at,
                      reaches, read_table)
@@ -249,6 +250,31 @@ def category_survival(tokens: pd.DataFrame, ratios: Sequence[float] = KEEP_RATIO
     return pd.DataFrame(rows)
 
 
+def broken_numbers(tokens: pd.DataFrame, said: dict[str, str], ratios: Sequence[float] = KEEP_RATIOS,
+                   draws: int = 20, seed: int = 0) -> pd.DataFrame:
+    """Share of the numbers the run's chains state at each keep ratio that their problems (``said``)
+    never state (``numbers.broken_number_share``), beside uniform deletion of as many tokens from
+    each chain (``draws`` random deletions per chain)."""
+    rng = np.random.default_rng(seed)
+    frame = tokens.sort_values(["example_id", "position"], kind="stable")
+    chains = {e: g.token_text.astype(str).to_numpy() for e, g in frame.groupby("example_id", sort=False)}
+    references = [said[e] for e in chains]
+    rows = []
+    for ratio in [r for r in ratios if reaches(frame, r)]:
+        kept = frame[present_at(frame, ratio).to_numpy()].groupby("example_id", sort=False).token_text.agg("".join)
+        texts = [kept.get(e, "") for e in chains]
+        uniform = []
+        for _ in range(draws):
+            texts_u = []
+            for text in chains.values():
+                keep = np.sort(rng.permutation(len(text))[: len(text) - n_to_delete(len(text), ratio)])
+                texts_u.append("".join(text[keep]))
+            uniform.append(broken_number_share(texts_u, references))
+        rows.append({"keep_ratio": ratio, "broken": broken_number_share(texts, references),
+                     "uniform": float(np.nanmean(uniform))})
+    return pd.DataFrame(rows)
+
+
 def order_agreement(tokens: pd.DataFrame, other: pd.DataFrame, ratios: Sequence[float] = COMPARE_KEEPS
                     ) -> pd.DataFrame:
     """How alike two runs' deletion orders are, per example they share (say greedy-fast against greedy).
@@ -379,12 +405,15 @@ def analyze(run: str | Path, out: str | Path | None = None, show_progress: bool 
     ``linear_only`` skips gradient boosting (ridge and logistic regression only): a quicker look.
     """
     tokens = load_tokens(run)
-    dynamic = Path(run) / f"{DYNAMIC}.parquet"
-    start = read_table(run, EXAMPLES).set_index("example_id").objective_trajectory.map(lambda t: float(t[0]))
-    out = Path(out) if out else Path(run) / ANALYSIS
     has_features = HEADLINE_FEATURE in tokens
     has_categories = "category" in tokens
-    jobs = []
+    if not (has_features or has_categories):
+        raise ValueError(f"{run} has neither features nor categories: run `prunelens features` and `prunelens annotate`")
+    dynamic = Path(run) / f"{DYNAMIC}.parquet"
+    examples = read_table(run, EXAMPLES)
+    start = examples.set_index("example_id").objective_trajectory.map(lambda t: float(t[0]))
+    out = Path(out) if out else Path(run) / ANALYSIS
+    jobs = [("broken_numbers", lambda: broken_numbers(tokens, problems(examples)))]
     if has_features:
         regressors = ("ridge",) if linear_only else ("ridge", "boosting")
         classifiers = ("logistic",) if linear_only else ("logistic", "boosting")
@@ -400,8 +429,6 @@ def analyze(run: str | Path, out: str | Path | None = None, show_progress: bool 
     if dynamic.exists():
         models = ("ridge",) if linear_only else ("ridge", "boosting", "mlp")
         jobs.append(("dynamic_regression", lambda: dynamic_regression(pd.read_parquet(dynamic), models)))
-    if not jobs:
-        raise ValueError(f"{run} has neither features nor categories: run `prunelens features` and `prunelens annotate`")
     tables: dict[str, pd.DataFrame] = {}
     extra = {"rank_regression": "rank_predictions", "category_rank": "category_pairs",
              "category_classifier": "category_confusion"}
@@ -426,6 +453,11 @@ def headline(tables: dict[str, pd.DataFrame]) -> dict[str, float]:
         half = tables["category_survival"]
         for row in half[np.isclose(half.keep_ratio, HEADLINE_KEEP)].itertuples():
             out[f"ratio@{HEADLINE_KEEP:g} {row.category}"] = float(row.ratio)
+    if "broken_numbers" in tables:
+        half = tables["broken_numbers"]
+        for row in half[np.isclose(half.keep_ratio, HEADLINE_KEEP)].itertuples():
+            out[f"broken numbers@{HEADLINE_KEEP:g}"] = float(row.broken)
+            out[f"broken numbers@{HEADLINE_KEEP:g} uniform"] = float(row.uniform)
     if "rank_regression" in tables:
         reg = tables["rank_regression"]
         for model in ("ridge", "boosting"):

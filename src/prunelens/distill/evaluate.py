@@ -4,8 +4,8 @@
   (the line every training chain ends with, ``layout.ANSWER_PREFIX``; the last number on that
   line). Fallback, when there is no such line or no number on it: the last number anywhere in the
   text, so a student that never learnt the answer line is still scored, at the risk of credit for
-  a number it merely mentioned last. Numbers are normalised: sign kept, ``$`` and thousands commas
-  dropped, trailing zeros of decimals and a trailing period dropped (``"$1,200.00"`` -> ``"1200"``).
+  a number it merely mentioned last. Numbers as ``prunelens.numbers`` finds and normalises them
+  (``"$1,200.00"`` -> ``"1200"``), a trailing period dropped.
   ``answers_match`` compares numbers by value; a non-numeric gold answer is compared as text.
 - **Accuracy intervals.** Wilson score interval of ``correct`` out of ``n`` (scipy).
 - **Paired comparison.** Exact McNemar test: of the problems exactly one of two models solves,
@@ -22,11 +22,6 @@
   ``alternatively`` ...). A phrase counts as whole words, case-insensitively (``waiter`` holds no
   ``wait``), whitespace inside it may be any run of spaces or newlines, and overlapping phrases
   count once (``let me verify`` is one hedge, not two).
-- **Broken numbers** (of a training set, beside hedging). The share of the numbers a pruned chain
-  states that its problem never states (its question, full chain and answer; numbers compared as
-  normalised values without sign): numbers a deletion cut short or fused with the next
-  (``31-4-8 = 19`` pruned to ``14 =9`` states 14 and 9). Deleting whole numbers breaks none; it
-  counts what a student is taught that the problem does not say.
 - **Drift.** Mean per-token KL(base || student) of next-token distributions, teacher-forced on
   held-out (question, reply) pairs laid out as in training (chat template of the question, the
   reply, the end-of-turn text), over the reply's tokens only.
@@ -45,14 +40,13 @@ from decimal import Decimal
 
 from ..data import Example
 from ..layout import render, template_parts
+from ..numbers import NUMBER, normalise
 from .config import STYLES
 
 INSTRUCT_PREFIX = "Solve the problem step by step and end with a line 'Answer: <number>'.\n\n"
 
 _ANSWER = r"^[ \t*#]*answer[ \t]*:"  # a line starting with "Answer:" (markdown "**Answer:**" too)
 ANSWER_LINE = re.compile(rf"{_ANSWER}(?P<rest>.*)$(?![\s\S]*{_ANSWER})", re.IGNORECASE | re.MULTILINE)
-# a number: a sign (not after a word, so "3-5" holds no -5), "$", digits with thousands commas, decimals
-NUMBER = re.compile(r"(?P<sign>(?<![\w.])[-+])?\$?(?P<int>\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?P<frac>\.\d+)?")
 
 HEDGES: tuple[str, ...] = (
     # uncertainty
@@ -67,15 +61,10 @@ _HEDGE = re.compile(
     + r")(?!\w)", re.IGNORECASE)
 
 
-def _normalise(match: re.Match) -> str:
-    frac = (match["frac"] or "").rstrip("0").rstrip(".")
-    return ("-" if match["sign"] == "-" else "") + match["int"].replace(",", "") + frac
-
-
 def _as_number(text: str) -> str | None:
     """``text`` normalised when it is one number (a trailing period allowed), else None."""
     match = NUMBER.fullmatch(text.strip().removesuffix("."))
-    return _normalise(match) if match else None
+    return normalise(match) if match else None
 
 
 def extract_answer(text: str) -> str | None:
@@ -83,7 +72,7 @@ def extract_answer(text: str) -> str | None:
     line = ANSWER_LINE.search(text)
     numbers = list(NUMBER.finditer(line["rest"])) if line else []
     numbers = numbers or list(NUMBER.finditer(text))
-    return _normalise(numbers[-1]) if numbers else None
+    return normalise(numbers[-1]) if numbers else None
 
 
 def answers_match(predicted: str | None, gold: str) -> bool:
@@ -154,25 +143,6 @@ def hedge_rate(texts: Sequence[str], n_tokens: Sequence[int]) -> float:
         raise ValueError(f"{len(texts)} texts but {len(n_tokens)} token counts")
     total = sum(n_tokens)
     return 100 * sum(hedge_count(t) for t in texts) / total if total else math.nan
-
-
-def _values(text: str) -> list[str]:
-    """The numbers ``text`` states, normalised, without sign."""
-    return [_normalise(m).removeprefix("-") for m in NUMBER.finditer(text)]
-
-
-def broken_number_share(texts: Sequence[str], references: Sequence[str]) -> float:
-    """Share of the numbers stated in ``texts`` that their ``references`` (one each) never state; nan
-    when ``texts`` state none."""
-    if len(texts) != len(references):
-        raise ValueError(f"{len(texts)} texts but {len(references)} references")
-    stated = broken = 0
-    for text, reference in zip(texts, references):
-        known = set(_values(reference))
-        values = _values(text)
-        stated += len(values)
-        broken += sum(v not in known for v in values)
-    return broken / stated if stated else math.nan
 
 
 def _prompt(tokenizer, question: str, style: str) -> str:

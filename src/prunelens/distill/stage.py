@@ -181,10 +181,10 @@ def _report(*, students: list, out: Path, config: DistillConfig, sets: dict, tok
             reference: str) -> dict[str, pd.DataFrame]:
     """Write results.csv, pairs.csv and the figure for the finished ``students``; returns the tables."""
     from ..figures import distill_figure, save_figure
-    from .evaluate import broken_number_share, hedge_rate
+    from ..numbers import broken_number_share, problems
+    from .evaluate import hedge_rate
 
-    full = sets["full"].set_index("example_id")
-    said = (full.question + "\n" + full.reasoning + "\n" + full.answer.astype(str)).to_dict()  # what each problem states
+    said = problems(sets["full"])
     rows = []
     for name, seed in students:
         if not _done(out, (name, seed), config):
