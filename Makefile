@@ -109,13 +109,14 @@ distill-pilot-templates: setup
 
 # The comparison where students can learn (after the template pilot): 300 chains of those 12 templates
 # pruned to keep 0.5 by exact greedy (short chains: exact is affordable), the learned pruner, random,
-# truncate, surprisal and LLMLingua-style compression, beside the controls; seeds 0 and 1 for full,
+# truncate, surprisal, LLMLingua-style compression and exact greedy over whole words (added after the
+# token-level students broke numbers; a resumed distill run takes an added run), beside the controls; seeds 0 and 1 for full,
 # greedy and random, seed 0 for the rest; evaluated on 500 new problems of the same templates and 500
 # of the other templates (paired tests on 500 shared problems). Resumable method by method and
 # student by student (several CPU hours): the pruned runs live in experiments/ (in git), the students
 # in runs/distill-templates (too big for git); results into figures/distill-templates/.
 TCMP := experiments/distill-templates
-TCMP_METHODS := greedy learned random truncate surprisal llmlingua
+TCMP_METHODS := greedy learned random truncate surprisal llmlingua greedy-words
 distill-templates: setup
 	for method in $(TCMP_METHODS); do \
 	  HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens prune --data gsm-symbolic:templates=$(TEMPLATES) --limit 300 \

@@ -194,6 +194,17 @@ def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tm
     by_seed = pairs[pairs.method == "random"].set_index("seed")
     assert by_seed.loc[-1, "accuracy"] == pytest.approx((by_seed.loc[0, "accuracy"] + by_seed.loc[1, "accuracy"]) / 2)
     assert 0 < by_seed.loc[-1, "p_value"] <= 1 and by_seed.loc[-1, "n"] == 3
+    three = {"greedy": runs["greedy"], "random": runs["random"], "truncate": runs["truncate"]}
+    added = distill(three, out, more, show_progress=False)  # a run added: its students, nothing else redone
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet") if p in stamps} == stamps
+    assert set(added["results"].method) == {"answer-only", "base", "full", "greedy", "random", "truncate"}
+    assert set(json.loads((out / "distill.json").read_text())["runs"]) == set(three)
+    with pytest.raises(RunError, match="give every run it was made with"):
+        distill({"greedy": runs["greedy"], "random": runs["random"]}, out, more, show_progress=False)
+    fewer = tmp_path / "fewer"
+    prune_examples(tiny_model, short_chains[:3], fewer, method="random", show_progress=False)
+    with pytest.raises(RunError, match="the training set of greedy would change"):
+        distill({**three, "fewer": fewer}, out, more, show_progress=False)
     assert main(["distill", "--run", "greedy=" + str(runs["greedy"]), "--eval", f"held=jsonl:{held}",
                  "--epochs", "3", "--out", str(out), "--student", str(tiny_model.path)]) == 2  # other settings
     assert main(["distill", "--run", "greedy=" + str(runs["greedy"]), "--eval", f"held=jsonl:{held}",

@@ -1,7 +1,7 @@
 import pytest
 
 from prunelens.data import Example, load_examples
-from prunelens.layout import LayoutError, render, render_text, tile_spans
+from prunelens.layout import Layout, LayoutError, render, render_text, tile_spans
 from prunelens.models import ModelLoadError, cache_root, load_model
 
 
@@ -57,6 +57,17 @@ def test_layout_round_trip_and_spans(model, gsm8k_path):
         for token, (a, b) in zip(layout.reasoning_ids, layout.spans):
             assert tok.decode([token]) == example.reasoning[a:b]
         assert layout.spans[0][0] == 0 and layout.spans[-1][1] == len(example.reasoning)
+
+
+def test_words_group_tokens_as_written():
+    # the space before a number is a token of its own and joins the number; a line break ends a word
+    tokens = ["Betty", " has", " ", "1", "0", "0", " /", " ", "2", " =", "$", "5", "0", ".", "\n", "She", "'s"]
+    spans, end = [], 0
+    for t in tokens:
+        spans.append((end, end + len(t)))
+        end += len(t)
+    layout = Layout([1], [7] * len(tokens), [2], spans, "".join(tokens))
+    assert layout.words == [[0], [1], [2, 3, 4, 5], [6], [7, 8], [9, 10, 11, 12, 13], [14], [15, 16]]
 
 
 def test_layout_rejects_bad_examples(model):

@@ -168,6 +168,25 @@ def test_greedy_equals_naive_on_tiny_model(tiny_model, short_chains, objective):
                             abs_tol=1e-4)
 
 
+@pytest.mark.parametrize("objective", ["reason-answer", "answer"])
+def test_greedy_words_equals_naive_on_tiny_model(tiny_model, short_chains, objective):
+    """Whole words deleted, each word's tokens in position order with their partial states scored,
+    the last word cut at the keep ratio: as the naive algorithm over the same words."""
+    layout = render(short_chains[3], tiny_model.tokenizer)
+    assert any(len(w) > 1 for w in layout.words)
+    n_delete = n_to_delete(len(layout.reasoning_ids), 0.3)
+    result = prune(tiny_model, layout, method="greedy-words", objective=objective, keep_ratio=0.3)
+    order, trajectory = NaiveReference(tiny_model, objective).run(layout, n_delete, units=layout.words)
+    assert result.order == order and len(order) == n_delete
+    assert np.allclose(result.trajectory, trajectory, atol=1e-5)
+    starts = {w[0]: w for w in layout.words}
+    at = 0
+    while at < len(order):  # the order is made of whole words, the last one perhaps cut
+        word = starts[order[at]]
+        assert order[at: at + len(word)] == word[: len(order) - at]
+        at += len(word)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("objective", ["reason-answer", "answer"])
 def test_greedy_equals_naive_on_the_embedded_model(model, short_chains, objective):
@@ -178,6 +197,10 @@ def test_greedy_equals_naive_on_the_embedded_model(model, short_chains, objectiv
     assert result.order == order
     assert np.abs(np.array(result.trajectory) - np.array(trajectory)).max() < 1e-4
     assert result.tokens_processed * 4 < naive.tokens  # each candidate computes only its own segment
+    words = prune(model, layout, method="greedy-words", objective=objective)
+    order, trajectory = naive.run(layout, units=layout.words)
+    assert words.order == order
+    assert np.abs(np.array(words.trajectory) - np.array(trajectory)).max() < 1e-4
 
 
 def test_keep_ratio_stops_early_and_first_scores_are_single_deletions(tiny_model, short_chains):
@@ -223,7 +246,7 @@ def test_every_trajectory_is_the_objective_of_its_states(tiny_model, short_chain
     assert len(result.order) == n_to_delete(n, 0.3) == len(set(result.order))
     assert len(result.trajectory) == len(result.order) + 1
     scored = np.isfinite(result.trajectory)
-    if trajectory == "grid" and method not in ("greedy", "greedy-fast"):  # searches record every state
+    if trajectory == "grid" and not hasattr(METHODS[method], "steps"):  # searches record every state
         assert list(np.flatnonzero(scored)) == trajectory_grid(n, len(result.order))
     else:
         assert scored.all()
@@ -327,7 +350,7 @@ def test_prune_examples_writes_tables_and_resumes(tiny_model, short_chains, tmp_
                        show_progress=False)
 
 
-@pytest.mark.parametrize("method,keep", [("greedy", 0.0), ("greedy-fast", 0.3)])
+@pytest.mark.parametrize("method,keep", [("greedy", 0.0), ("greedy-fast", 0.3), ("greedy-words", 0.3)])
 def test_searches_side_by_side_give_the_tables_of_one_at_a_time(tiny_model, short_chains, tmp_path, method, keep):
     """--lockstep 3 on 5 chains (examples end at different steps and are replaced): the same orders,
     trajectories and per-example work as searching them one by one."""

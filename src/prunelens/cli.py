@@ -417,7 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="greedy-fast: also re-score tokens this close to a deletion")
     p.add_argument("--max-batch", type=int, default=None, help="most packed rows per forward pass")
     p.add_argument("--lockstep", type=int, default=defaults.lockstep,
-                   help="greedy, greedy-fast: search this many examples side by side, scored in shared passes")
+                   help="greedy, greedy-words, greedy-fast: search this many examples side by side, "
+                        "scored in shared passes")
     p.add_argument("--memory-gib", type=float, default=None,
                    help="memory budget of the scoring engine (default: 2 on CPU, 60%% of free GPU memory)")
     p.add_argument("--full-trajectory", action="store_true",

@@ -38,6 +38,22 @@ class Layout:
     def ids(self) -> list[int]:
         return self.prompt_ids + self.reasoning_ids + self.post_ids
 
+    @property
+    def words(self) -> list[list[int]]:
+        """Reasoning token indices grouped into words (what ``greedy-words`` deletes whole): a token
+        that starts with white space starts a word, and so does the token after a line break; a token
+        of spaces alone (how some tokenizers write the space before a number) joins the word after it."""
+        words: list[list[int]] = []
+        previous = ""
+        for k, text in enumerate(self.token_texts):
+            lone_space = previous != "" and previous.strip(" \t") == ""
+            if not words or previous.endswith("\n") or (text[:1].isspace() and not lone_space):
+                words.append([k])
+            else:
+                words[-1].append(k)
+            previous = text
+        return words
+
     def __len__(self) -> int:
         return len(self.prompt_ids) + len(self.reasoning_ids) + len(self.post_ids)
 

@@ -4,7 +4,7 @@
 never redone; a killed training resumes from its last checkpoint)::
 
     OUT/distill.json                                the config and the runs (a resume must match, but may
-                                                    add seeds, which adds students)
+                                                    add seeds and runs, which adds students)
     OUT/train/CONDITION.parquet                     training sets (example_id, question, reasoning, answer)
     OUT/students/CONDITION-sSEED/final/             trained students (safetensors)
     OUT/students/CONDITION-sSEED/train.json         seconds, steps, final loss
@@ -42,6 +42,25 @@ if TYPE_CHECKING:
 
 BASE = "base"
 SEED_SETTINGS = ("seeds", "condition_seeds")  # may grow on resume: a student depends on its seed alone
+
+
+def _grow_runs(out: Path, given: dict[str, str], sets: dict[str, pd.DataFrame]) -> None:
+    """A resumed run may add runs (conditions), not drop or move one, and no condition's training
+    set may change (a new run that lacks some problems would change every set); the record then
+    lists the added runs too."""
+    path = out / "distill.json"
+    record = json.loads(path.read_text())
+    moved = {k: v for k, v in record["runs"].items() if given.get(k) != v}
+    if moved:
+        name, run = next(iter(moved.items()))
+        raise RunError(f"{out} was made with run {name}={run}: give every run it was made with (runs may be added)")
+    for name, rows in sets.items():
+        made = out / "train" / f"{name}.parquet"
+        if made.exists() and not pd.read_parquet(made).astype(str).equals(rows.astype(str).reset_index(drop=True)):
+            raise RunError(f"{out}: the training set of {name} would change (the runs now share other problems): "
+                           "use another --out")
+    if set(given) - set(record["runs"]):
+        write_text(json.dumps({**record, "runs": given}, indent=2, sort_keys=True), path)
 
 
 def _eval_problems(config: DistillConfig, train_questions: set[str]) -> dict[str, list]:
@@ -143,9 +162,9 @@ def distill(runs: Mapping[str, str | Path], out: str | Path, config: DistillConf
     unknown = sorted({name for name, _ in config.condition_seeds} - set(sets))
     if unknown:
         raise ValueError(f"seeds for {', '.join(unknown)}, which is not a condition: use one of {', '.join(sets)}")
-    store = StageStore(out, "distill", ())
-    store.check_config({**config.recorded(), "runs": {k: str(Path(v).resolve()) for k, v in runs.items()}},
-                       ignore=SEED_SETTINGS)
+    given = {k: str(Path(v).resolve()) for k, v in runs.items()}
+    StageStore(out, "distill", ()).check_config({**config.recorded(), "runs": given}, ignore=SEED_SETTINGS + ("runs",))
+    _grow_runs(out, given, sets)
     for name, rows in sets.items():
         if not (out / "train" / f"{name}.parquet").exists():
             write_table(rows, out / "train" / f"{name}.parquet")

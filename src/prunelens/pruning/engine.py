@@ -183,8 +183,9 @@ class Engine:
     def advance(self, state: State, ids: Sequence[int], c: int, deleted: int | None = None) -> State:
         """``state(ids)`` for a sequence that agrees with ``state.ids`` on its first ``c`` tokens.
 
-        ``deleted``: the reasoning index whose deletion made ``ids``; the memo of every candidate
-        before it carries over, shortened to what still holds.
+        ``deleted``: the (first) reasoning index whose deletion made ``ids``; the memo of every
+        candidate before it carries over, shortened to what still holds (what follows it in ``ids``
+        may differ however many tokens went).
         """
         x = torch.tensor(list(ids), device=self.device)
         hidden, cache = state.hidden[:c], [(k[:, :, :c], v[:, :, :c]) for k, v in state.cache]

@@ -24,14 +24,20 @@ class NaiveReference:
 
     @torch.inference_mode()
     def objectives(self, sequences: list[list[int]], p: int, n_post: int) -> list[float]:
-        """The objective of each full sequence (``p`` prompt tokens, ``n_post`` post tokens)."""
-        scores = []
-        for i in range(0, len(sequences), self.batch):
-            x = torch.tensor(sequences[i: i + self.batch], device=self.model.device)
-            lp = token_logprobs(self.model.hf(input_ids=x).logits[:, :-1], x[:, 1:])  # lp[:, t]: position t+1
-            self.tokens += x.numel()
-            start = p if self.objective == "reason-answer" else x.shape[1] - n_post
-            scores.extend(lp[:, start - 1:].mean(1).tolist())
+        """The objective of each full sequence (``p`` prompt tokens, ``n_post`` post tokens); batches
+        hold sequences of one length, so no padding enters a score."""
+        scores = [0.0] * len(sequences)
+        lengths = sorted({len(s) for s in sequences})
+        for length in lengths:
+            same = [i for i, s in enumerate(sequences) if len(s) == length]
+            for at in range(0, len(same), self.batch):
+                rows = same[at: at + self.batch]
+                x = torch.tensor([sequences[i] for i in rows], device=self.model.device)
+                lp = token_logprobs(self.model.hf(input_ids=x).logits[:, :-1], x[:, 1:])  # lp[:, t]: position t+1
+                self.tokens += x.numel()
+                start = p if self.objective == "reason-answer" else x.shape[1] - n_post
+                for i, value in zip(rows, lp[:, start - 1:].mean(1).tolist()):
+                    scores[i] = value
         return scores
 
     def candidate_scores(self, layout: Layout, kept: list[int]) -> list[float]:
@@ -54,17 +60,29 @@ class NaiveReference:
                              [k for k in range(n) if k not in set(order[:s])]) for s in range(len(order) + 1)]
         return [self.objectives([ids], p, a)[0] for ids in states]
 
-    def run(self, layout: Layout, n_delete: int | None = None) -> tuple[list[int], list[float]]:
-        """Deletion order and objective trajectory of exact greedy deletion."""
+    def run(self, layout: Layout, n_delete: int | None = None,
+            units: list[list[int]] | None = None) -> tuple[list[int], list[float]]:
+        """Deletion order and objective trajectory of exact greedy deletion.
+
+        ``units``: groups of reasoning positions deleted together (``Layout.words``; default: each
+        token alone). A unit's tokens enter the order in position order, each partial state scored;
+        the last unit is cut where ``n_delete`` tokens are gone.
+        """
         prompt, reasoning, post = layout.prompt_ids, layout.reasoning_ids, layout.post_ids
         p, a = len(prompt), len(post)
         kept = list(range(len(reasoning)))
+        units = [[k] for k in kept] if units is None else [list(u) for u in units]
         n_delete = len(kept) if n_delete is None else n_delete
         trajectory = self.objectives([pruned_ids(prompt, reasoning, post, kept)], p, a)
         order: list[int] = []
         while len(order) < n_delete:
-            scores = self.candidate_scores(layout, kept)
+            scores = self.objectives([pruned_ids(prompt, reasoning, post, [k for k in kept if k not in u])
+                                      for u in units], p, a)
             j = pick(scores)
-            trajectory.append(scores[j])
-            order.append(kept.pop(j))
+            unit = units.pop(j)
+            for k in unit[: n_delete - len(order)]:
+                kept.remove(k)
+                order.append(k)
+                trajectory.append(scores[j] if k == unit[-1] else
+                                  self.objectives([pruned_ids(prompt, reasoning, post, kept)], p, a)[0])
         return order, trajectory

@@ -11,8 +11,13 @@
   every remaining remembered one; it deletes the best fresh candidate. Every ``fast_refresh``
   steps all candidates are re-scored. It is exact at step 1, and at every step where no remembered
   drop has shrunk since it was measured.
+- ``greedy-words``: exact greedy over whole words (``Layout.words``) instead of tokens: every
+  remaining word is a candidate at every step, and the best goes (ties: earliest). Its tokens enter
+  the order in position order, each partial state scored exactly, so a keep ratio cuts at most one
+  word; deleting a number whole never leaves a different number behind, as deleting some of its
+  digit tokens does.
 
-Both record the exact objective of every state they visit. Each is written as a coroutine
+All record the exact objective of every state they visit. Each is written as a coroutine
 (``greedy_steps``) that yields its scoring requests, so ``lockstep`` can run the searches of
 several examples side by side, one engine pass scoring a request of each (``--lockstep``).
 """
@@ -88,6 +93,35 @@ def greedy_steps(engine, layout: Layout, n_delete: int, config: PruneConfig | No
     return Ranking(order, trajectory, first_scores or None, (state.tokens, state.useful))
 
 
+def word_steps(engine, layout: Layout, n_delete: int, progress: Callable[[int], None]) -> Steps:
+    """Greedy deletion of whole words until ``n_delete`` tokens are gone (the last word cut there)."""
+    prompt, reasoning, post = layout.prompt_ids, layout.reasoning_ids, layout.post_ids
+    p = len(prompt)
+    kept = list(range(len(reasoning)))
+    words = layout.words
+    order: list[int] = []
+    state = engine.state(layout.ids, p, len(post))
+    trajectory = [engine.objective_of(state)]
+    while len(order) < n_delete:
+        index = {q: j for j, q in enumerate(kept)}  # original position -> reasoning index in the state
+        scores = yield state, [[index[q] for q in word] for word in words]
+        j = pick(scores)
+        word = words.pop(j)
+        gone = word[: n_delete - len(order)]
+        partial = [[index[q] for q in gone[:i]] for i in range(1, len(gone) if gone == word else len(gone) + 1)]
+        if partial:  # the states between the word's tokens, scored as candidates of this state
+            trajectory += yield state, partial
+        if gone == word:
+            trajectory.append(scores[j])
+        order += gone
+        kept = [q for q in kept if q not in set(gone)]
+        if len(order) < n_delete:
+            state = engine.advance(state, pruned_ids(prompt, reasoning, post, kept), p + index[gone[0]],
+                                   deleted=index[gone[0]])
+        progress(len(gone))
+    return Ranking(order, trajectory, None, (state.tokens, state.useful))
+
+
 def drive(engine, steps: Steps) -> Ranking:
     """Run one search, scoring each of its requests as it comes."""
     try:
@@ -124,14 +158,18 @@ def lockstep(engine, searches: Iterable[tuple[Hashable, Steps]], width: int) -> 
 
 @dataclass(frozen=True)
 class Search:
-    """A greedy search as a method: exact, or lazy (greedy-fast) with the config's ``fast_*``."""
+    """A greedy search as a method: exact, lazy (greedy-fast) with the config's ``fast_*``, or exact
+    over whole words."""
 
     name: str
     help: str
     settings: tuple[str, ...]
-    lazy: bool
+    lazy: bool = False
+    words: bool = False
 
     def steps(self, engine, layout, config, n_delete, progress) -> Steps:
+        if self.words:
+            return word_steps(engine, layout, n_delete, progress)
         return greedy_steps(engine, layout, n_delete, config if self.lazy else None, progress)
 
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
@@ -139,5 +177,7 @@ class Search:
 
 
 register(Search("greedy", "exact greedy deletion: every remaining token scored at every step", (), lazy=False))
+register(Search("greedy-words", "exact greedy deletion of whole words: every remaining word scored at every step", (),
+                words=True))
 register(Search("greedy-fast", "lazy greedy: re-scores a shortlist per step, everything every fast_refresh steps",
                 ("fast_share", "fast_refresh", "fast_neighbours"), lazy=True))
