@@ -430,9 +430,11 @@ def test_bad_examples_stop_or_are_skipped(tiny_model, short_chains, tmp_path):
     assert summary["done"] == 2 and len(summary["skipped"]) == 1
 
 
+@pytest.mark.parametrize("width", [1, 3])
 @pytest.mark.parametrize("objective", ["reason-answer", "answer"])
-def test_reuse_across_steps_changes_no_score(tiny_model, short_chains, objective):
-    """Candidates that reuse their segment from earlier steps score exactly like fresh full passes."""
+def test_reuse_across_steps_changes_no_score(tiny_model, short_chains, objective, width):
+    """Candidates that reuse their segment from earlier steps score exactly like fresh full passes:
+    candidates and deletions of one token, or of runs of ``width`` adjacent tokens (words)."""
     layout = render(short_chains[6], tiny_model.tokenizer)
     p, n, a = len(layout.prompt_ids), len(layout.reasoning_ids), len(layout.post_ids)
     prompt, reasoning, post = layout.prompt_ids, layout.reasoning_ids, layout.post_ids
@@ -440,20 +442,24 @@ def test_reuse_across_steps_changes_no_score(tiny_model, short_chains, objective
     state = engine.state(layout.ids, p, a)
     kept = list(range(n))
 
+    def runs() -> list[list[int]]:
+        return [list(range(j, j + width)) for j in range(len(kept) - width + 1)]
+
     def check_every_candidate() -> None:
-        scores = engine.score(state, [[j] for j in range(len(kept))])
-        expected = naive.objectives([pruned_ids(prompt, reasoning, post, kept[:j] + kept[j + 1:])
-                                     for j in range(len(kept))], p, a)
+        scores = engine.score(state, runs())
+        expected = naive.objectives([pruned_ids(prompt, reasoning, post, [k for i, k in enumerate(kept) if i not in run])
+                                     for run in runs()], p, a)
         assert np.abs(np.array(scores) - expected).max() < 1e-5
 
     # early, then late (memos built on reused ones are read past their reused part), early, middle
-    for deleted in (n // 3, n - 4, 2, n // 2):
+    for deleted in (n // 3, n - 4 - 2 * width, 2, n // 2 - width):
         check_every_candidate()
-        kept.pop(deleted)
+        del kept[deleted: deleted + width]
         state = engine.advance(state, pruned_ids(prompt, reasoning, post, kept), p + deleted, deleted=deleted)
-        assert set(state.memo) == set(range(deleted - 2))  # k < d - 1 keeps a memo of at least 2 positions
+        # a run ending before d keeps a memo while it holds at least 2 positions: k <= d - width - 2
+        assert set(state.memo) == {tuple(range(k, k + width)) for k in range(deleted - width - 1)}
     before = engine.useful
     check_every_candidate()
     fresh = Engine(tiny_model, objective, reuse=False)
-    fresh.score(fresh.state(state.ids, p, a), [[j] for j in range(len(kept))])
+    fresh.score(fresh.state(state.ids, p, a), runs())
     assert engine.useful - before < fresh.useful - len(state.ids)  # the memo saved work

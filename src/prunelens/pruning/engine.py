@@ -15,10 +15,11 @@ one vector). Only the new tokens from ``c`` to the second-to-last need the model
   before its own ``c`` and its own earlier tokens) with explicit ``position_ids``;
 - the LM head runs only where the objective needs a log-prob, in slices, with a float32
   log-sum-exp; objectives are summed on the device and copied to the host once per call;
-- **reuse across steps**: a single-deletion candidate's segment (its key/values and log-probs) is
-  kept in the state's memo. After the state deletes reasoning index ``d`` (``advance``), candidate
-  ``k < d - 1`` still has the same sequence up to position ``p + d - 2``: it reuses its memo there,
-  recomputes from that position on, and the row's cache holds its reused block beside the prefix;
+- **reuse across steps**: a candidate that deletes one run of adjacent tokens (one token, or a
+  word) keeps its segment (key/values and log-probs) in the state's memo. After the state deletes
+  from reasoning index ``d`` on (``advance``), candidate ``k .. k + L - 1 < d`` still has the same
+  sequence up to position ``p + d - L - 1``: it reuses its memo there, recomputes from that position
+  on, and the row's cache holds its reused block beside the prefix;
 - rows per forward pass come from a memory budget that counts what is really materialised: the
   prefix cache and reused blocks are concatenated per row, eager attention keeps a float32 score
   matrix per head; the memo itself stops growing at the same budget.
@@ -53,7 +54,7 @@ KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values
 
 @dataclass
 class Memo:
-    """A single-deletion candidate's own sequence from its deletion point ``c``.
+    """The own sequence, from its deletion point ``c``, of a candidate that deletes one run of adjacent tokens.
 
     ``kv``: ``[layers, 2, kv_heads, length, head_dim]`` (keys and values of every layer in one
     tensor, so a row's reused blocks are gathered in one operation, not two per layer) for
@@ -76,7 +77,7 @@ class State:
     tlp: torch.Tensor  # [T] float32, tlp[0] = 0
     hidden: torch.Tensor  # [T - 1, d] final (normed) hidden states
     cache: KV  # [1, kv_heads, T - 1, head_dim]
-    memo: dict[int, Memo] | None = field(default=None, repr=False)  # reasoning index -> its segment
+    memo: dict[tuple[int, ...], Memo] | None = field(default=None, repr=False)  # deleted run -> its segment
     tokens: int = 0  # slots passed through the model for this state and those it was advanced from
     useful: int = 0  # of which the scheme needed
 
@@ -93,7 +94,7 @@ class _Candidate:
     weight: float  # of each log-prob in the objective
     known: float | None  # sum of log-probs at positions c..u from a memo (None: c is predicted from the state)
     block: torch.Tensor | None  # memo key/values of positions [c, u): [layers, 2, kv_heads, u - c, head_dim]
-    key: int | None  # reasoning index whose memo this candidate refreshes
+    key: tuple[int, ...] | None  # the run of adjacent reasoning indices whose memo this candidate refreshes
     owner: int = 0  # which state (of the requests scored together) it is a candidate of
 
     @property
@@ -183,9 +184,8 @@ class Engine:
     def advance(self, state: State, ids: Sequence[int], c: int, deleted: int | None = None) -> State:
         """``state(ids)`` for a sequence that agrees with ``state.ids`` on its first ``c`` tokens.
 
-        ``deleted``: the (first) reasoning index whose deletion made ``ids``; the memo of every
-        candidate before it carries over, shortened to what still holds (what follows it in ``ids``
-        may differ however many tokens went).
+        ``deleted``: the first reasoning index whose deletion made ``ids`` (however many went); the
+        memo of every candidate before it carries over, shortened to what still holds.
         """
         x = torch.tensor(list(ids), device=self.device)
         hidden, cache = state.hidden[:c], [(k[:, :, :c], v[:, :, :c]) for k, v in state.cache]
@@ -203,9 +203,9 @@ class Engine:
         if state.memo is not None:
             memo = {}
             if deleted is not None:
-                for k, m in state.memo.items():
-                    valid = min(m.valid, deleted - 1 - k)  # the sequence of k < d changes from p + d - 1 on
-                    if valid >= 2:
+                for k, m in state.memo.items():  # candidate k's sequence changes from p + d - len(k) on
+                    valid = min(m.valid, deleted - len(k) - k[0])
+                    if k[-1] < deleted and valid >= 2:
                         memo[k] = Memo(m.kv, valid, m.cum)
         return State(list(ids), state.p, state.a, tlp, hidden, cache, memo, state.tokens + work, state.useful + work)
 
@@ -237,7 +237,8 @@ class Engine:
             raise ValueError(f"deletion {sorted(gone)} is not a set of reasoning indices 0..{state.n - 1}")
         c = min(gone_at)
         after = [ids[t] for t in range(c, total) if t not in gone_at]
-        key = gone[0] if len(gone) == 1 and state.memo is not None else None
+        run = tuple(sorted(set(gone)))
+        key = run if state.memo is not None and run[-1] - run[0] == len(run) - 1 else None
         memo = state.memo.get(key) if key is not None else None
         resume, known, block = c, None, None
         if memo is not None:  # its cum is None only for the answer objective, which needs no known sum
@@ -253,7 +254,7 @@ class Engine:
     def score(self, state: State, deletions: Sequence[Sequence[int]]) -> list[float]:
         """Objective of the state's sequence after deleting each set of reasoning indices in ``deletions``.
 
-        Single deletions use and refresh the state's memo.
+        Deletions of one run of adjacent tokens (a token, a word) use and refresh the state's memo.
         """
         return self.score_many([(state, deletions)])[0]
 
@@ -295,7 +296,7 @@ class Engine:
 
     def _remember(self, state: State, candidates: list[tuple[int, _Candidate]], segments: dict[int, torch.Tensor],
                   new_lps: dict[int, list[float]]) -> None:
-        """Store each single-deletion candidate's segment in the state's memo, within the memory budget."""
+        """Store the segment of each candidate with a memo key in the state's memo, within the memory budget."""
         if state.memo is None:
             return
         used = sum(m.valid for m in state.memo.values()) * self.kv_bytes
@@ -452,7 +453,7 @@ class Engine:
                 for i, value in zip(used["candidate"][needed].tolist(), lp.tolist()):
                     if i in new_lps:
                         new_lps[i].append(value)
-        keep = used["memo"]  # slots of single deletions of a state with a memo
+        keep = used["memo"]  # slots of candidates with a memo key
         if keep.any():  # their key/values, gathered for every layer at once: [layers, 2, kv_heads, slots, head_dim]
             row_index = torch.from_numpy(used["row"][keep]).to(device)
             key_index = torch.from_numpy(prefix + extra + used["slot"][keep]).to(device)
