@@ -114,7 +114,7 @@ def word_steps(engine, layout: Layout, n_delete: int, progress: Callable[[int], 
         if gone == word:
             trajectory.append(scores[j])
         order += gone
-        kept = [q for q in kept if q not in set(gone)]
+        kept = [q for q in kept if q not in gone]  # a word is a few tokens: a list is quick
         if len(order) < n_delete:
             state = engine.advance(state, pruned_ids(prompt, reasoning, post, kept), p + index[gone[0]],
                                    deleted=index[gone[0]])
