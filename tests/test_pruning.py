@@ -383,7 +383,7 @@ def test_a_search_counts_its_own_work_as_the_engine_does(tiny_model, short_chain
 def test_lockstep_is_refused_where_it_cannot_apply(tiny_model, short_chains, tmp_path):
     from prunelens.cluster import RayOptions
 
-    with pytest.raises(ValueError, match="lockstep is for the searches .greedy, greedy-fast., not random"):
+    with pytest.raises(ValueError, match="lockstep is for the searches .greedy, greedy-words, greedy-fast., not random"):
         PruneConfig(method="random", lockstep=2)
     with pytest.raises(ValueError, match="not with --ray"):
         prune_examples(tiny_model, short_chains[:2], tmp_path / "run", lockstep=2, ray=RayOptions("local"),
