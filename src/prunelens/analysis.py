@@ -16,10 +16,10 @@ import pandas as pd
 from scipy import stats
 
 from .categories import LABELS
-from .numbers import broken_number_share, problems
+from .numbers import broken_number_share, problem_texts
 from .ops import n_to_delete, progress_bar
 from .schema import (ANALYSIS, DYNAMIC, EXAMPLES, HEADLINE_FEATURE, FeatureName, feature_names, load_tokens, present_at,
-                     reaches, read_table)
+                     kept_text, reaches, read_table)
 from .store import natural_key, write_table, write_text
 
 KEEP_RATIOS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
@@ -261,7 +261,7 @@ def broken_numbers(tokens: pd.DataFrame, said: dict[str, str], ratios: Sequence[
     references = [said[e] for e in chains]
     rows = []
     for ratio in [r for r in ratios if reaches(frame, r)]:
-        kept = frame[present_at(frame, ratio).to_numpy()].groupby("example_id", sort=False).token_text.agg("".join)
+        kept = kept_text(frame, ratio).text
         texts = [kept.get(e, "") for e in chains]
         uniform = []
         for _ in range(draws):
@@ -413,7 +413,7 @@ def analyze(run: str | Path, out: str | Path | None = None, show_progress: bool 
     examples = read_table(run, EXAMPLES)
     start = examples.set_index("example_id").objective_trajectory.map(lambda t: float(t[0]))
     out = Path(out) if out else Path(run) / ANALYSIS
-    jobs = [("broken_numbers", lambda: broken_numbers(tokens, problems(examples)))]
+    jobs = [("broken_numbers", lambda: broken_numbers(tokens, problem_texts(examples)))]
     if has_features:
         regressors = ("ridge",) if linear_only else ("ridge", "boosting")
         classifiers = ("logistic",) if linear_only else ("logistic", "boosting")

@@ -31,7 +31,7 @@ def stated(text: str) -> list[str]:
     return [normalise(m).removeprefix("-") for m in NUMBER.finditer(text)]
 
 
-def problems(examples) -> dict[str, str]:
+def problem_texts(examples) -> dict[str, str]:
     """``{example_id: its question, full chain and answer}``: what each problem states (a table with
     those columns)."""
     return dict(zip(examples["example_id"], examples["question"] + "\n" + examples["reasoning"] + "\n"

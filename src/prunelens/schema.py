@@ -161,6 +161,16 @@ def present_at(tokens: pd.DataFrame, ratio: float) -> pd.Series:
     return pd.Series(np.isnan(step) | (step > need), index=tokens.index)
 
 
+def kept_text(tokens: pd.DataFrame, ratio: float) -> pd.DataFrame:
+    """Per example (the index): ``text``, its kept tokens' text in order at ``ratio``, and ``n_kept``.
+
+    Examples that keep no token are absent.
+    """
+    tokens = tokens.sort_values(list(KEYS), kind="stable")
+    kept = tokens[present_at(tokens, ratio).to_numpy()].groupby("example_id", sort=False)["token_text"]
+    return pd.DataFrame({"text": kept.agg("".join), "n_kept": kept.size()})
+
+
 def chains_at(run: str | Path, keep_ratio: float) -> pd.DataFrame:
     """The chain each example of ``run`` keeps at ``keep_ratio``.
 
@@ -172,14 +182,11 @@ def chains_at(run: str | Path, keep_ratio: float) -> pd.DataFrame:
     examples = read_table(run, EXAMPLES)
     if is_text_run(run):
         return _texts_at(run, examples, keep_ratio)
-    tokens = read_table(run, TOKENS).sort_values(list(KEYS), kind="stable")
-    kept = tokens[present_at(tokens, keep_ratio).to_numpy()]
-    text = kept.groupby("example_id", sort=False)["token_text"].agg("".join)
-    counts = kept.groupby("example_id", sort=False).size()
+    kept = kept_text(read_table(run, TOKENS), keep_ratio)
     out = examples[["example_id", "question", "answer"]].copy()
-    out.insert(2, "reasoning", out.example_id.map(text).astype("string").fillna("").str.strip())
+    out.insert(2, "reasoning", out.example_id.map(kept.text).astype("string").fillna("").str.strip())
     out["n_tokens"] = examples["n_reasoning"].to_numpy()
-    out["n_kept"] = out.example_id.map(counts).fillna(0).astype(int)
+    out["n_kept"] = out.example_id.map(kept.n_kept).fillna(0).astype(int)
     return out.reset_index(drop=True)
 
 

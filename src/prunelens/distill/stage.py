@@ -200,10 +200,14 @@ def _report(*, students: list, out: Path, config: DistillConfig, sets: dict, tok
             reference: str) -> dict[str, pd.DataFrame]:
     """Write results.csv, pairs.csv and the figure for the finished ``students``; returns the tables."""
     from ..figures import distill_figure, save_figure
-    from ..numbers import broken_number_share, problems
+    from ..numbers import broken_number_share, problem_texts
     from .evaluate import hedge_rate
 
-    said = problems(sets["full"])
+    said = problem_texts(sets["full"])
+    train_stats = {name: {"train_hedge_rate": hedge_rate(list(chains.reasoning), tokens[name]),
+                          "train_broken_numbers": broken_number_share(list(chains.reasoning),
+                                                                      [said[i] for i in chains.example_id])}
+                   for name, chains in sets.items()}
     rows = []
     for name, seed in students:
         if not _done(out, (name, seed), config):
@@ -217,10 +221,7 @@ def _report(*, students: list, out: Path, config: DistillConfig, sets: dict, tok
             rows.append({"method": name, "seed": seed, "eval_set": spec.name,
                          "gens": pd.read_parquet(out / "generations" / f"{label}.{spec.name}.parquet"),
                          "mean_train_reasoning_tokens": 0.0 if seed is None else float(pd.Series(tokens[name]).mean()),
-                         "train_hedge_rate": hedge_rate(list(sets[train].reasoning), tokens[train]),
-                         "train_broken_numbers": broken_number_share(list(sets[train].reasoning),
-                                                                     [said[i] for i in sets[train].example_id]),
-                         "kl_drift": drift, "train_seconds": trained["seconds"]})
+                         **train_stats[train], "kl_drift": drift, "train_seconds": trained["seconds"]})
     results, pairs = _summaries(rows, reference)
     write_text(results.to_csv(index=False), out / "results.csv")
     write_text(pairs.to_csv(index=False), out / "pairs.csv")
