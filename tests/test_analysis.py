@@ -308,6 +308,22 @@ def test_chains_at_by_hand(tmp_path):
         chains_at(stopped, 0.25)
 
 
+def test_a_keep_ratio_keeps_a_word_it_would_cut_whole(tmp_path):
+    """greedy-words deletes " 31" "2" (one word) at steps 1 and 2: keep 0.75 (one deletion) keeps the
+    word whole, where a token run (no unit column) would read "x2 y"."""
+    root = tmp_path / "words"
+    root.mkdir()
+    pd.DataFrame({"example_id": ["a"], "question": ["Q?"], "reasoning": ["x 312 y"], "answer": ["3"],
+                  "n_reasoning": [4]}).to_parquet(root / "examples.parquet")
+    tokens = pd.DataFrame({"example_id": "a", "position": [0, 1, 2, 3], "token_text": ["x", " 31", "2", " y"],
+                           "deleted_step": pd.array([3, 1, 2, 4], dtype="Int64"), "unit": [0, 1, 1, 2]})
+    tokens.to_parquet(root / "tokens.parquet")
+    at = {r: chains_at(root, r).iloc[0] for r in (0.75, 0.5, 0.25)}
+    assert (at[0.75].reasoning, at[0.75].n_kept) == ("x 312 y", 4)
+    assert (at[0.5].reasoning, at[0.5].n_kept) == ("x y", 2) and at[0.25].reasoning == "y"
+    assert present_at(tokens.drop(columns="unit"), 0.75).tolist() == [True, False, True, True]
+
+
 def test_chains_at_decodes_what_the_pruner_scored(full_run, tiny_model):
     """The text of a real run at a keep ratio is the decoded token sequence the objective scored."""
     from prunelens.ops import pruned_ids

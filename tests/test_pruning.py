@@ -187,6 +187,31 @@ def test_greedy_words_equals_naive_on_tiny_model(tiny_model, short_chains, objec
         at += len(word)
 
 
+def test_a_greedy_words_run_records_its_words_and_its_chains_keep_them_whole(tiny_model, short_chains, tmp_path):
+    """The tokens table names each token's word (its position for token searches), and the chain at
+    the ratio pruned to, which the search cut inside a word, holds every word whole or not at all."""
+    from prunelens.schema import chains_at, present_at
+
+    examples = short_chains[:4]
+    for method in ("greedy-words", "greedy"):
+        prune_examples(tiny_model, examples, tmp_path / method, method=method, keep_ratio=0.3, show_progress=False)
+    words, tokens = (pd.read_parquet(tmp_path / m / "tokens.parquet") for m in ("greedy-words", "greedy"))
+    assert (tokens.unit == tokens.position).all()
+    cut = 0
+    for example in examples:
+        layout = render(example, tiny_model.tokenizer)
+        rows = words[words.example_id == example.id].sort_values("position")
+        assert rows.groupby("unit").position.agg(list).tolist() == layout.words
+        present = present_at(rows, 0.3).to_numpy()
+        assert all(present[w].all() or not present[w].any() for w in layout.words)
+        n, kept = len(rows), int(present.sum())
+        deleted = rows.deleted_step.notna().to_numpy()
+        cut += int(kept > n - deleted.sum())  # the search stopped inside a word there
+        assert n - n_to_delete(n, 0.3) <= kept < n - n_to_delete(n, 0.3) + max(map(len, layout.words))
+    assert cut > 0  # the case this is about happened
+    assert len(chains_at(tmp_path / "greedy-words", 0.3)) == len(examples)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("objective", ["reason-answer", "answer"])
 def test_greedy_equals_naive_on_the_embedded_model(model, short_chains, objective):

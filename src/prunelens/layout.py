@@ -40,22 +40,27 @@ class Layout:
 
     @property
     def words(self) -> list[list[int]]:
-        """Reasoning token indices grouped into words (what ``greedy-words`` deletes whole): a token
-        that starts with white space starts a word, and so does the token after a line break; a token
-        of spaces alone (how some tokenizers write the space before a number) joins the word after it."""
-        words: list[list[int]] = []
-        previous = ""
-        for k, text in enumerate(self.token_texts):
-            lone_space = previous != "" and previous.strip(" \t") == ""
-            if not words or previous.endswith("\n") or (text[:1].isspace() and not lone_space):
-                words.append([k])
-            else:
-                words[-1].append(k)
-            previous = text
-        return words
+        """Reasoning token indices grouped into words (what ``greedy-words`` deletes whole; see ``word_units``)."""
+        return word_units(self.token_texts)
 
     def __len__(self) -> int:
         return len(self.prompt_ids) + len(self.reasoning_ids) + len(self.post_ids)
+
+
+def word_units(texts: list[str]) -> list[list[int]]:
+    """Token indices grouped into words: a token that starts with white space starts a word, and so
+    does the token after a line break; a token of spaces alone (how some tokenizers write the space
+    before a number) joins the word after it."""
+    words: list[list[int]] = []
+    previous = ""
+    for k, text in enumerate(texts):
+        lone_space = previous != "" and previous.strip(" \t") == ""
+        if not words or previous.endswith("\n") or (text[:1].isspace() and not lone_space):
+            words.append([k])
+        else:
+            words[-1].append(k)
+        previous = text
+    return words
 
 
 def template_parts(tokenizer, question: str) -> tuple[str, str]:

@@ -6,7 +6,8 @@ A run directory holds tidy Parquet tables joined on ``KEYS = (example_id, positi
   the ``objective_trajectory``, the method's settings, ``seconds`` (``rank_seconds`` of them ranking);
 - ``tokens`` (from ``prune``): one row per reasoning token: ``token_id``, ``token_text``,
   ``char_start``/``char_end`` in the reasoning, ``deleted_step`` (1..N, null if kept), ``rank_norm``,
-  ``drop_first`` (greedy methods only);
+  ``drop_first`` (greedy methods only), ``unit`` (the word it was deleted with, for ``greedy-words``;
+  else its position; runs made before it lack the column);
 - ``features`` (from ``features``): one column per feature, named by ``FeatureName``;
 - ``categories`` (from ``annotate``): ``category`` and the ``annotator`` that made it;
 - ``texts`` (from ``prune`` with a text method, instead of ``tokens``): one row per chain and keep
@@ -15,7 +16,8 @@ A run directory holds tidy Parquet tables joined on ``KEYS = (example_id, positi
   greedy run: the objective after deleting the token alone there, and attention features then.
 
 ``chains_at(run, keep_ratio)`` is the one way to read the chain any run leaves at a keep ratio,
-from a deletion order or from compressed text alike.
+from a deletion order or from compressed text alike; ``present_at`` says which tokens it keeps (a
+keep ratio never cuts a unit: one partly deleted there is kept whole).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from .ops import n_to_delete
 EXAMPLES, TOKENS, FEATURES, CATEGORIES, TEXTS = "examples", "tokens", "features", "categories", "texts"
 DYNAMIC = "dynamic"
 KEYS = ("example_id", "position")
+UNIT = "unit"
 MAKERS = {EXAMPLES: "prune", TOKENS: "prune", FEATURES: "features", CATEGORIES: "annotate", TEXTS: "prune",
           DYNAMIC: "dynamic"}
 ANALYSIS = "analysis"  # RUN/analysis/ holds the analysis tables
@@ -150,7 +153,9 @@ def reaches(tokens: pd.DataFrame, ratio: float) -> bool:
 def present_at(tokens: pd.DataFrame, ratio: float) -> pd.Series:
     """Whether each token is still in its chain once ``ratio`` of the chain's tokens are kept.
 
-    Raises RunError where the run stopped before that ratio (the chain there is unknown).
+    Where the ratio falls inside a unit (``greedy-words`` deletes a word's tokens one after another),
+    the unit is kept whole: a chain keeps at most one unit more than the ratio asks, and never
+    part of a word. Raises RunError where the run stopped before that ratio (the chain there is unknown).
     """
     need, made = _limits(tokens, ratio)
     if (need > made).any():
@@ -158,7 +163,11 @@ def present_at(tokens: pd.DataFrame, ratio: float) -> pd.Series:
         raise RunError(f"{example}: the run stopped before keep ratio {ratio:g} "
                        "(pruned with a higher --keep-ratio)")
     step = tokens["deleted_step"].astype("float").to_numpy()
-    return pd.Series(np.isnan(step) | (step > need), index=tokens.index)
+    present = pd.Series(np.isnan(step) | (step > need), index=tokens.index)
+    if UNIT in tokens:
+        partly = present.groupby([tokens["example_id"], tokens[UNIT]]).transform("any")
+        present |= partly
+    return present
 
 
 def kept_text(tokens: pd.DataFrame, ratio: float) -> pd.DataFrame:

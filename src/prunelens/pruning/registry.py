@@ -28,6 +28,7 @@ class Ranking:
     trajectory: list[float] | None = None  # objective before any deletion, then after each
     first_scores: list[float] | None = None  # objective after deleting each token alone, step 1
     work: tuple[int, int] | None = None  # a search's own tokens processed and needed (see ``Engine``)
+    units: list[list[int]] | None = None  # the positions it deletes as one unit (a word); None: single tokens
 
 
 class Method(Protocol):

@@ -19,7 +19,7 @@ import pandas as pd
 from ..errors import LayoutError, RunError
 from ..layout import Layout, render
 from ..ops import n_to_delete, progress_bar, trajectory_grid
-from ..schema import EXAMPLES, TEXTS, TOKENS, prune_tables
+from ..schema import EXAMPLES, TEXTS, TOKENS, UNIT, prune_tables
 from ..store import StageStore, shard_of
 from .config import RESOURCE_SETTINGS, PruneConfig
 from .registry import METHODS, Ranking, writes_text
@@ -40,6 +40,7 @@ class PruneResult:
     tokens_needed: int = 0  # the engine's lower bound for the same work
     seconds: float = 0.0
     rank_seconds: float = 0.0  # of ``seconds``, the ranking alone (a baseline's trajectory is scored after)
+    unit: list[int] | None = None  # per position: the unit (word) it was deleted with; None: its own
 
     @property
     def n(self) -> int:
@@ -84,10 +85,16 @@ def _result(ranking: Ranking, n: int, trajectory: list[float], work: tuple[int, 
     deleted_step: list[int | None] = [None] * n
     for step, position in enumerate(ranking.order, start=1):
         deleted_step[position] = step
+    unit = None
+    if ranking.units is not None:
+        unit = [0] * n
+        for u, positions in enumerate(ranking.units):
+            for position in positions:
+                unit[position] = u
     tokens, useful = ranking.work or work
     return PruneResult(order=ranking.order, deleted_step=deleted_step, trajectory=trajectory,
                        first_scores=ranking.first_scores, tokens_processed=tokens, tokens_needed=useful,
-                       seconds=time.perf_counter() - start, rank_seconds=ranked)
+                       seconds=time.perf_counter() - start, rank_seconds=ranked, unit=unit)
 
 
 def _prune_lockstep(model, items: Sequence[tuple], config: PruneConfig, out: Path, show_progress: bool) -> None:
@@ -148,6 +155,7 @@ def result_tables(example, layout: Layout, result: PruneResult, model_name: str,
         "deleted_step": pd.array(result.deleted_step, dtype="Int64"),
         "rank_norm": [s / n if s is not None else None for s in result.deleted_step],
         "drop_first": [before - s for s in result.first_scores] if result.first_scores else None,
+        UNIT: result.unit if result.unit is not None else np.arange(n),
     })
     tokens["rank_norm"] = tokens["rank_norm"].astype("Float64")
     tokens["drop_first"] = tokens["drop_first"].astype("Float64")
