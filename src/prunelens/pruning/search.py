@@ -13,9 +13,9 @@
   drop has shrunk since it was measured.
 - ``greedy-words``: exact greedy over whole words (``Layout.words``) instead of tokens: every
   remaining word is a candidate at every step, and the best goes (ties: earliest). Its tokens enter
-  the order in position order, each partial state scored exactly, so a keep ratio cuts at most one
-  word; deleting a number whole never leaves a different number behind, as deleting some of its
-  digit tokens does.
+  the order in position order, each partial state scored exactly (the chain at a keep ratio keeps a
+  word it falls inside whole: ``schema.present_at``); deleting a number whole never leaves a
+  different number behind, as deleting some of its digit tokens does.
 
 All record the exact objective of every state they visit. Each is written as a coroutine
 (``greedy_steps``) that yields its scoring requests, so ``lockstep`` can run the searches of
