@@ -165,8 +165,7 @@ def present_at(tokens: pd.DataFrame, ratio: float) -> pd.Series:
     step = tokens["deleted_step"].astype("float").to_numpy()
     present = pd.Series(np.isnan(step) | (step > need), index=tokens.index)
     if UNIT in tokens:
-        partly = present.groupby([tokens["example_id"], tokens[UNIT]]).transform("any")
-        present |= partly
+        present |= present.groupby([tokens["example_id"], tokens[UNIT]]).transform("any")  # its unit stays whole
     return present
 
 

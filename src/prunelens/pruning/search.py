@@ -98,7 +98,8 @@ def word_steps(engine, layout: Layout, n_delete: int, progress: Callable[[int], 
     prompt, reasoning, post = layout.prompt_ids, layout.reasoning_ids, layout.post_ids
     p = len(prompt)
     kept = list(range(len(reasoning)))
-    words = layout.words  # a copy: it shrinks as words go
+    units = layout.words
+    words = list(units)  # shrinks as words go
     order: list[int] = []
     state = engine.state(layout.ids, p, len(post))
     trajectory = [engine.objective_of(state)]
@@ -119,7 +120,7 @@ def word_steps(engine, layout: Layout, n_delete: int, progress: Callable[[int], 
             state = engine.advance(state, pruned_ids(prompt, reasoning, post, kept), p + index[gone[0]],
                                    deleted=index[gone[0]])
         progress(len(gone))
-    return Ranking(order, trajectory, None, (state.tokens, state.useful), layout.words)
+    return Ranking(order, trajectory, None, (state.tokens, state.useful), units)
 
 
 def drive(engine, steps: Steps) -> Ranking:
