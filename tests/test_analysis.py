@@ -67,6 +67,20 @@ def test_broken_numbers_by_hand():
     assert table.loc[0.75, "broken"] == 0.5 and table.loc[0.75, "uniform"] == pytest.approx(0.625, abs=0.03)
 
 
+def test_uniform_deletion_matches_what_a_chain_kept_whole_words_of():
+    """At keep 0.75 the chain "12 50" (words " 12", " 50") loses the first token of " 12" and keeps the
+    word whole: 4 of 4 tokens kept. Uniform deletion of as many tokens keeps all 4 too: nothing breaks,
+    and every category survives as uniform deletion predicts."""
+    one = pd.DataFrame({"example_id": ["c"] * 4, "position": range(4), "token_text": [" 1", "2", " 5", "0"],
+                        "deleted_step": pd.array([1, 2, None, None], dtype="Int64"), "unit": [0, 0, 1, 1],
+                        "category": ["SYMBOLIC_MATH", "SYMBOLIC_MATH", "VERBAL_MATH", "VERBAL_MATH"]})
+    table = broken_numbers(one, {"c": "12 50"}, ratios=[0.75], draws=50).set_index("keep_ratio")
+    assert table.loc[0.75, "broken"] == 0 and table.loc[0.75, "uniform"] == 0
+    survival = category_survival(one, ratios=[0.75, 0.5]).set_index(["category", "keep_ratio"])
+    assert (survival.loc[(slice(None), 0.75), ["survival", "uniform", "ratio"]] == 1).all(axis=None)
+    assert survival.loc[("SYMBOLIC_MATH", 0.5), "ratio"] == 0 and survival.loc[("VERBAL_MATH", 0.5), "ratio"] == 2
+
+
 def test_normalised_objective_by_hand():
     def run(trajectories):
         return pd.DataFrame({"example_id": list(trajectories), "n_reasoning": 4,

@@ -232,8 +232,8 @@ def category_survival(tokens: pd.DataFrame, ratios: Sequence[float] = KEEP_RATIO
     rows = []
     for ratio in [r for r in ratios if reaches(tokens, r)]:
         frame = tokens.assign(present=present_at(tokens, ratio))
-        n = frame.groupby("example_id")["position"].transform("size")
-        frame["expected"] = 1 - np.array([n_to_delete(int(k), ratio) for k in n]) / n
+        # uniform deletion of as many tokens as the chain lost (a unit kept whole can keep a few more)
+        frame["expected"] = frame.groupby("example_id")["present"].transform("mean")
         per = frame.groupby(["category", "example_id"]).agg(present=("present", "sum"), expected=("expected", "sum"),
                                                            count=("present", "size")).reset_index()
         for category in [c for c in LABELS if c in set(per.category)]:
@@ -253,21 +253,21 @@ def category_survival(tokens: pd.DataFrame, ratios: Sequence[float] = KEEP_RATIO
 def broken_numbers(tokens: pd.DataFrame, said: dict[str, str], ratios: Sequence[float] = KEEP_RATIOS,
                    draws: int = 20, seed: int = 0) -> pd.DataFrame:
     """Share of the numbers the run's chains state at each keep ratio that their problems (``said``)
-    never state (``numbers.broken_number_share``), beside uniform deletion of as many tokens from
-    each chain (``draws`` random deletions per chain)."""
+    never state (``numbers.broken_number_share``), beside uniform deletion of as many tokens as
+    each chain lost (``draws`` random deletions per chain)."""
     rng = np.random.default_rng(seed)
     frame = tokens.sort_values(["example_id", "position"], kind="stable")
     chains = {e: g.token_text.astype(str).to_numpy() for e, g in frame.groupby("example_id", sort=False)}
     references = [said[e] for e in chains]
     rows = []
     for ratio in [r for r in ratios if reaches(frame, r)]:
-        kept = kept_text(frame, ratio).text
-        texts = [kept.get(e, "") for e in chains]
+        kept = kept_text(frame, ratio)
+        texts = [kept.text.get(e, "") for e in chains]
         uniform = []
         for _ in range(draws):
             texts_u = []
-            for text in chains.values():
-                keep = np.sort(rng.permutation(len(text))[: len(text) - n_to_delete(len(text), ratio)])
+            for e, text in chains.items():
+                keep = np.sort(rng.permutation(len(text))[: kept.n_kept.get(e, 0)])
                 texts_u.append("".join(text[keep]))
             uniform.append(broken_number_share(texts_u, references))
         rows.append({"keep_ratio": ratio, "broken": broken_number_share(texts, references),
