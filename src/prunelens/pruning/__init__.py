@@ -1,7 +1,7 @@
 """Greedy likelihood-preserving deletion and the methods it is compared with.
 
 One module per job: ``config`` (every setting), ``registry`` (the method protocol and ``METHODS``),
-``engine`` (exact objectives of candidate states), ``search`` (greedy and greedy-fast),
+``engine`` (exact objectives of candidate states), ``search`` (greedy, greedy-words and greedy-fast),
 ``baselines`` (ordering baselines), ``learned`` (the pruner fitted on greedy runs), ``texts`` (methods that write new text), ``reference`` (the naive algorithm), ``stage`` (runs and
 tables). Importing this package does not import torch; the engine loads it when first used.
 """
