@@ -19,7 +19,8 @@ def test_second_load_uses_the_safetensors_cache(model, monkeypatch):
         raise AssertionError("the GGUF was converted again")
 
     monkeypatch.setattr(prunelens.models, "_convert_embedded", no_conversion)
-    again = load_model(device="cpu")
+    # the attention the session's model computes with now: eager once the bridge has hooked it
+    again = load_model(device="cpu", attention=model.hf.config._attn_implementation)
     ids = model.tokenizer("2 + 2 = 4", return_tensors="pt").input_ids
     assert (again.hf(ids).logits - model.hf(ids).logits).abs().max() == 0
 

@@ -45,22 +45,22 @@ def deletion_sets(n: int, seed: int = 0) -> list[list[int]]:
 
 
 @pytest.fixture(scope="module")
-def tiny_sdpa(tiny_model):
-    """The tiny model with PyTorch's scaled-dot-product attention, as scoring runs on a GPU."""
+def tiny_eager(tiny_model):
+    """The tiny model scoring with eager attention (the default is sdpa)."""
     from prunelens.models import load_model
 
-    return load_model(str(tiny_model.path), device="cpu", attention="sdpa")
+    return load_model(str(tiny_model.path), device="cpu", attention="eager")
 
 
 @pytest.mark.parametrize("objective", ["reason-answer", "answer"])
-@pytest.mark.parametrize("limits", [{}, {"max_rows": 1}, {"memory_gib": 1e-4}, "sdpa"])
-def test_packed_scores_equal_full_forward_passes(tiny_model, tiny_sdpa, short_chains, objective, limits):
+@pytest.mark.parametrize("limits", [{}, {"max_rows": 1}, {"memory_gib": 1e-4}, "eager"])
+def test_packed_scores_equal_full_forward_passes(tiny_model, tiny_eager, short_chains, objective, limits):
     """Every candidate state scored through packed rows (4D mask, explicit positions, shared prefix cache)
-    equals the objective of that sequence from its own plain forward pass."""
+    equals the objective of that sequence from its own plain forward pass, with either attention."""
     layout = render(short_chains[6], tiny_model.tokenizer)
     p, n, a = len(layout.prompt_ids), len(layout.reasoning_ids), len(layout.post_ids)
-    scorer = tiny_sdpa if limits == "sdpa" else tiny_model
-    engine = Engine(scorer, objective, **({} if limits == "sdpa" else limits))
+    scorer = tiny_eager if limits == "eager" else tiny_model
+    engine = Engine(scorer, objective, **({} if limits == "eager" else limits))
     state = engine.state(layout.ids, p, a)
     sets = deletion_sets(n)
     scores = engine.score(state, sets)
@@ -70,7 +70,7 @@ def test_packed_scores_equal_full_forward_passes(tiny_model, tiny_sdpa, short_ch
     assert np.abs(np.array(scores) - expected).max() < 1e-5
     assert math.isclose(engine.objective_of(state), objective_by_hand(tiny_model, layout.ids, p, a, objective),
                         abs_tol=1e-5)
-    if not limits or limits == "sdpa":  # several segments share a row, and padding stays small
+    if not limits or limits == "eager":  # several segments share a row, and padding stays small
         assert engine.tokens <= 1.2 * engine.useful
 
 
@@ -129,9 +129,34 @@ def test_the_engine_still_scores_after_the_hooked_model_ran(tiny_model, short_ch
     p, n, a = len(layout.prompt_ids), len(layout.reasoning_ids), len(layout.post_ids)
     before = Engine(tiny_model)
     expected = before.score(before.state(layout.ids, p, a), [[0], [n - 1]])
-    sequence_features(tiny_model, layout.ids, p, n, families=("attn",))
+    features = sequence_features(tiny_model, layout.ids, p, n, families=("attn",))
     after = Engine(tiny_model)
     assert after.score(after.state(layout.ids, p, a), [[0], [n - 1]]) == pytest.approx(expected, abs=1e-5)
+    # and the bridge's hooks still fire after scoring: the same attention features again
+    again = sequence_features(tiny_model, layout.ids, p, n, families=("attn",))
+    assert set(again) == set(features) and all(np.allclose(again[k], features[k]) for k in features)
+
+
+def test_scoring_runs_with_the_models_attention_after_the_bridge_forced_eager(tiny_model, short_chains):
+    """The bridge switches the shared model to eager attention for its hooks; the engine's passes run
+    with the attention the model was loaded with (sdpa) and give eager back after."""
+    from prunelens.features import sequence_features
+
+    layout = render(short_chains[2], tiny_model.tokenizer)
+    p, n, a = len(layout.prompt_ids), len(layout.reasoning_ids), len(layout.post_ids)
+    sequence_features(tiny_model, layout.ids, p, n, families=("attn",))
+    assert tiny_model.hf.config._attn_implementation == "eager"  # what the bridge set
+    engine = Engine(tiny_model)
+    decoder, seen = engine.decoder, []
+
+    def watched(**kwargs):
+        seen.append(tiny_model.hf.config._attn_implementation)
+        return decoder(**kwargs)
+
+    engine.decoder = watched
+    engine.score(engine.state(layout.ids, p, a), [[0], [n - 1]])
+    assert seen and set(seen) == {tiny_model.attention} == {"sdpa"}
+    assert tiny_model.hf.config._attn_implementation == "eager"
 
 
 def test_a_model_that_drops_the_cache_is_a_clear_error(tiny_model, short_chains):

