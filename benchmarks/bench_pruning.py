@@ -8,12 +8,13 @@ For each chain (the first of the first 1,000 GSM8K train chains nearest each len
   arithmetic; it is timed on its first ``--naive-steps`` steps (whose choices must equal exact
   greedy's) and its seconds extrapolated at the measured seconds per token (``0``: run it all);
 - ``greedy``: the exact engine, full order; tokens processed beside the scheme's lower bound;
-- ``greedy-fast``: full order; normalised objective at keep 0.75/0.5/0.25 ((fast - random) /
-  (exact - random), random = one seeded random order scored exactly) and Spearman against exact.
+- ``greedy-fast`` (each ``--fast`` setting) and ``greedy-batch`` (each ``--batch`` share): full
+  order; normalised objective at keep 0.75/0.5/0.25 ((method - random) / (exact - random), random =
+  one seeded random order scored exactly) and Spearman against exact.
 
 Prints a table and writes JSON (default ``benchmarks/results/pruning-cpu.json``). Targets on this CPU:
-exact >= 5x naive with identical orders and tokens within 1.2x of the lower bound; greedy-fast
->= 20x naive with mean normalised objective >= 0.95 at keep 0.5.
+exact >= 5x naive with identical orders and tokens within 1.2x of the lower bound; an approximate
+search (greedy-fast, greedy-batch) >= 20x naive with mean normalised objective >= 0.95 at keep 0.5.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     parser.add_argument("--naive-steps", type=int, default=3, help="naive steps timed (0: the whole naive run)")
     parser.add_argument("--fast", nargs="*", default=["0.05,20,4"], help="greedy-fast settings share,refresh,neighbours")
+    parser.add_argument("--batch", nargs="*", default=["0.1"], help="greedy-batch settings: batch_share")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/pruning-cpu.json"))
     args = parser.parse_args()
     if args.threads:
@@ -86,18 +88,20 @@ def main() -> None:
         random_order = [int(i) for i in np.random.default_rng(0).permutation(n)]
         engine = Engine(model)
         random = engine.trajectory(layout.ids, len(layout.prompt_ids), len(layout.post_ids), random_order)
-        for setting in args.fast:
-            share, refresh, neighbours = setting.split(",")
-            fast = prune(model, layout, PruneConfig(method="greedy-fast", fast_share=float(share),
-                                                    fast_refresh=int(refresh), fast_neighbours=int(neighbours)))
-            row[f"greedy-fast {setting}"] = {
-                "seconds": fast.seconds, "tokens": fast.tokens_processed, "lower_bound": fast.tokens_needed,
-                "spearman_vs_exact": float(spearmanr(fast.deleted_step, exact.deleted_step)[0]),
-                **normalised(fast.trajectory, exact.trajectory, random, n)}
+        approximate = [(f"greedy-fast {s}", PruneConfig(method="greedy-fast", fast_share=float(s.split(",")[0]),
+                                                         fast_refresh=int(s.split(",")[1]),
+                                                         fast_neighbours=int(s.split(",")[2]))) for s in args.fast]
+        approximate += [(f"greedy-batch {s}", PruneConfig(method="greedy-batch", batch_share=float(s))) for s in args.batch]
+        for name, config in approximate:
+            result = prune(model, layout, config)
+            row[name] = {
+                "seconds": result.seconds, "tokens": result.tokens_processed, "lower_bound": result.tokens_needed,
+                "spearman_vs_exact": float(spearmanr(result.deleted_step, exact.deleted_step)[0]),
+                **normalised(result.trajectory, exact.trajectory, random, n)}
         rows.append(row)
         print(json.dumps(row), flush=True)
         write_text(json.dumps({"partial": True, "rows": rows}, indent=2), Path(args.out))  # a killed run keeps its rows
-    methods = ["naive", "greedy"] + [f"greedy-fast {s}" for s in args.fast]
+    methods = ["naive", "greedy"] + [f"greedy-fast {s}" for s in args.fast] + [f"greedy-batch {s}" for s in args.batch]
     print(f"\n{'chain':<12}{'N':>5}" + "".join(f"{m:>22}" for m in methods))
     for r in rows:
         cells = [f"{r[m]['seconds']:9.0f}s {r['naive']['seconds'] / r[m]['seconds']:5.1f}x" for m in methods]
@@ -109,7 +113,7 @@ def main() -> None:
                  "speedup_vs_naive_min": float(np.min(speedups)), "speedup_vs_naive_mean": float(np.mean(speedups))}
         if "lower_bound" in rows[0][method]:
             entry["tokens_over_lower_bound_max"] = float(max(r[method]["tokens"] / r[method]["lower_bound"] for r in rows))
-        if method.startswith("greedy-fast"):
+        if method.startswith(("greedy-fast", "greedy-batch")):
             for key in ["spearman_vs_exact"] + [f"normalised@{x:g}" for x in RATIOS]:
                 entry[f"{key}_mean"] = float(np.nanmean([r[method][key] for r in rows]))
         summary[method] = entry

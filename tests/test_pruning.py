@@ -193,6 +193,47 @@ def test_greedy_equals_naive_on_tiny_model(tiny_model, short_chains, objective):
                             abs_tol=1e-4)
 
 
+def naive_batch(model, layout, share: float, objective: str) -> tuple[list[int], list[float]]:
+    """greedy-batch the slow way: every candidate (the first of each run of equal tokens) scored by
+    its own full pass; greedy's pick, then the best others not next to a chosen one, up to
+    ``share`` of the remaining tokens; every state in between scored by a full pass."""
+    naive = NaiveReference(model, objective)
+    p, a, n = len(layout.prompt_ids), len(layout.post_ids), len(layout.reasoning_ids)
+
+    def objective_of(kept):
+        return naive.objectives([pruned_ids(layout.prompt_ids, layout.reasoning_ids, layout.post_ids, kept)], p, a)[0]
+
+    kept, order = list(range(n)), []
+    trajectory = [objective_of(kept)]
+    while kept:
+        scores = naive.candidate_scores(layout, kept)
+        tokens = [layout.reasoning_ids[k] for k in kept]
+        candidates = [j for j in range(len(kept)) if j == 0 or tokens[j] != tokens[j - 1]]
+        best = max(scores[j] for j in candidates)
+        chosen = [next(j for j in candidates if scores[j] >= best - 1e-6)]
+        for j in sorted(candidates, key=lambda j: (-scores[j], j)):
+            if len(chosen) < max(1, int(share * len(kept))) and all(abs(j - c) > 1 for c in chosen):
+                chosen.append(j)
+        for c in chosen:
+            order.append(kept[c])
+            trajectory.append(objective_of([k for k in kept if k not in order]))
+        kept = [k for k in kept if k not in order]
+    return order, trajectory
+
+
+@pytest.mark.parametrize("objective", ["reason-answer", "answer"])
+def test_greedy_batch_equals_its_naive_algorithm_and_greedy_at_one_per_step(tiny_model, short_chains, objective):
+    layout = render(short_chains[3], tiny_model.tokenizer)
+    result = prune(tiny_model, layout, method="greedy-batch", batch_share=0.3, objective=objective)
+    order, trajectory = naive_batch(tiny_model, layout, 0.3, objective)
+    assert result.order == order
+    assert np.allclose(result.trajectory, trajectory, atol=1e-5)
+    assert order != prune(tiny_model, layout, objective=objective).order  # several per step: not greedy
+    one = prune(tiny_model, layout, method="greedy-batch", batch_share=0.01, objective=objective)  # 1 per step
+    exact = prune(tiny_model, layout, objective=objective)
+    assert one.order == exact.order and np.allclose(one.trajectory, exact.trajectory, atol=1e-6)
+
+
 @pytest.mark.parametrize("objective", ["reason-answer", "answer"])
 def test_greedy_words_equals_naive_on_tiny_model(tiny_model, short_chains, objective):
     """Whole words deleted, each word's tokens in position order with their partial states scored,
@@ -400,7 +441,8 @@ def test_prune_examples_writes_tables_and_resumes(tiny_model, short_chains, tmp_
                        show_progress=False)
 
 
-@pytest.mark.parametrize("method,keep", [("greedy", 0.0), ("greedy-fast", 0.3), ("greedy-words", 0.3)])
+@pytest.mark.parametrize("method,keep", [("greedy", 0.0), ("greedy-fast", 0.3), ("greedy-words", 0.3),
+                                         ("greedy-batch", 0.3)])
 def test_searches_side_by_side_give_the_tables_of_one_at_a_time(tiny_model, short_chains, tmp_path, method, keep):
     """--lockstep 3 on 5 chains (examples end at different steps and are replaced): the same orders,
     trajectories and per-example work as searching them one by one."""

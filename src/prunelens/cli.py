@@ -162,7 +162,7 @@ def cmd_prune(args) -> None:
 
     config = PruneConfig(method=args.method, objective=args.objective, keep_ratio=args.keep_ratio, seed=args.seed,
                          fast_share=args.fast_share, fast_refresh=args.fast_refresh,
-                         fast_neighbours=args.fast_neighbours, max_batch=args.max_batch,
+                         fast_neighbours=args.fast_neighbours, batch_share=args.batch_share, max_batch=args.max_batch,
                          memory_gib=args.memory_gib, dtype=args.dtype,
                          trajectory="full" if args.full_trajectory else "grid", pruner=_absolute(args.pruner),
                          passes=args.passes, lockstep=args.lockstep, segment_tokens=args.segment_tokens,
@@ -415,9 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="greedy-fast: re-score every candidate every this many steps")
     p.add_argument("--fast-neighbours", type=int, default=defaults.fast_neighbours,
                    help="greedy-fast: also re-score tokens this close to a deletion")
+    p.add_argument("--batch-share", type=float, default=defaults.batch_share,
+                   help="greedy-batch: delete up to this share of the remaining tokens per step")
     p.add_argument("--max-batch", type=int, default=None, help="most packed rows per forward pass")
     p.add_argument("--lockstep", type=int, default=defaults.lockstep,
-                   help="greedy, greedy-words, greedy-fast: search this many examples side by side, "
+                   help="greedy, greedy-words, greedy-fast, greedy-batch: search this many examples side by side, "
                         "scored in shared passes")
     p.add_argument("--memory-gib", type=float, default=None,
                    help="memory budget of the scoring engine (default: 2 on CPU, 60%% of free GPU memory)")

@@ -9,7 +9,7 @@ OBJECTIVES = ("reason-answer", "answer")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 TRAJECTORIES = ("grid", "full")
 RESOURCE_SETTINGS = ("max_batch", "memory_gib", "lockstep")  # change speed, not results: a resumed run may change them
-METHOD_SETTINGS = ("fast_share", "fast_refresh", "fast_neighbours", "trajectory", "pruner", "segment_tokens",
+METHOD_SETTINGS = ("fast_share", "fast_refresh", "fast_neighbours", "batch_share", "trajectory", "pruner", "segment_tokens",
                    "compressed", "rewriter", "passes")  # recorded only for the methods that use them
 
 
@@ -17,7 +17,7 @@ METHOD_SETTINGS = ("fast_share", "fast_refresh", "fast_neighbours", "trajectory"
 class PruneConfig:
     """Settings of a pruning run; ``PruneConfig(method="greedy-fast", keep_ratio=0.5)``.
 
-    ``fast_*`` tune greedy-fast (see ``search``); ``max_batch`` caps packed rows per forward pass and
+    ``fast_*`` tune greedy-fast and ``batch_share`` greedy-batch (see ``search``); ``max_batch`` caps packed rows per forward pass and
     ``memory_gib`` sets the engine's memory budget (default 2 GiB on CPU, 60% of free GPU memory);
     ``lockstep``: the searches (greedy, greedy-fast) of this many examples run side by side, their
     candidates scored in the same passes (fuller passes in late steps, on a GPU above all);
@@ -37,6 +37,7 @@ class PruneConfig:
     fast_share: float = 0.05
     fast_refresh: int = 20
     fast_neighbours: int = 4
+    batch_share: float = 0.1
     max_batch: int | None = None
     memory_gib: float | None = None
     dtype: str = "auto"
@@ -59,6 +60,8 @@ class PruneConfig:
             raise ValueError(f"keep ratio {self.keep_ratio} is not in [0, 1): 0 ranks every token")
         if not 0.0 < self.fast_share <= 1.0:
             raise ValueError(f"fast_share {self.fast_share} is not in (0, 1]")
+        if not 0.0 < self.batch_share < 1.0:
+            raise ValueError(f"batch_share {self.batch_share} is not in (0, 1)")
         if self.fast_refresh < 1 or self.fast_neighbours < 0:
             raise ValueError("fast_refresh must be at least 1 and fast_neighbours at least 0")
         if self.max_batch is not None and self.max_batch < 1:

@@ -11,6 +11,12 @@
   every remaining remembered one; it deletes the best fresh candidate. Every ``fast_refresh``
   steps all candidates are re-scored. It is exact at step 1, and at every step where no remembered
   drop has shrunk since it was measured.
+- ``greedy-batch``: every remaining token is scored exactly at every step, as in ``greedy``, but
+  a step deletes up to ``batch_share`` of the remaining tokens at once (at least one): greedy's
+  own choice first, then the next best by that step's scores, none next to another chosen in the
+  step (deleting neighbours together makes new neighbours, which the step never scored). The
+  states between a step's deletions are scored as candidates of the step's state. With one token
+  per step it is ``greedy``; deleting several per step trades exactness for fewer steps.
 - ``greedy-words``: exact greedy over whole words (``Layout.words``) instead of tokens: every
   remaining word is a candidate at every step, and the best goes (ties: earliest). Its tokens enter
   the order in position order, each partial state scored exactly (the chain at a keep ratio keeps a
@@ -39,9 +45,22 @@ MIN_SHORTLIST = 8
 Steps = Generator[tuple, list[float], Ranking]  # yields (state, deletions), is sent their scores
 
 
+def _batch(fresh: dict[int, float], first: int, size: int) -> list[int]:
+    """``first``, then the best others of ``fresh`` (ties: earliest) not next to one already chosen,
+    up to ``size`` in all."""
+    chosen = [first]
+    for j in sorted(fresh, key=lambda j: (-fresh[j], j)):
+        if len(chosen) == size:
+            break
+        if all(abs(j - c) > 1 for c in chosen):
+            chosen.append(j)
+    return chosen
+
+
 def greedy_steps(engine, layout: Layout, n_delete: int, config: PruneConfig | None,
-                 progress: Callable[[int], None]) -> Steps:
-    """Greedy deletion of ``n_delete`` tokens, one per step: exact when ``config`` is None, else lazy."""
+                 progress: Callable[[int], None], batch_share: float = 0.0) -> Steps:
+    """Greedy deletion of ``n_delete`` tokens: exact when ``config`` is None, else lazy; with
+    ``batch_share``, exact scoring and up to that share of the remaining tokens deleted per step."""
     prompt, reasoning, post = layout.prompt_ids, layout.reasoning_ids, layout.post_ids
     p = len(prompt)
     kept = list(range(len(reasoning)))
@@ -81,15 +100,22 @@ def greedy_steps(engine, layout: Layout, n_delete: int, config: PruneConfig | No
             first_scores = [fresh[max(r for r in runs if r <= j)] for j in range(len(kept))]
         scored = sorted(fresh)
         j = scored[pick([fresh[r] for r in scored])]
+        size = min(n_delete - len(order), max(1, int(batch_share * len(kept))))
+        chosen = _batch(fresh, j, size) if size > 1 else [j]
         trajectory.append(fresh[j])
-        order.append(kept.pop(j))
+        if len(chosen) > 1:  # the states after the step's 2nd, 3rd, ... deletion
+            trajectory += yield state, [sorted(chosen[:i]) for i in range(2, len(chosen) + 1)]
+        gone = [kept[c] for c in chosen]
+        order += gone
+        kept = [q for q in kept if q not in set(gone)]
         if config is not None:
             stale.update(kept[max(0, j - config.fast_neighbours): j + config.fast_neighbours])
             stale.update(q for q in kept if reasoning[q] == reasoning[order[-1]])
         step += 1
         if len(order) < n_delete:
-            state = engine.advance(state, pruned_ids(prompt, reasoning, post, kept), p + j, deleted=j)
-        progress(1)
+            first = min(chosen)
+            state = engine.advance(state, pruned_ids(prompt, reasoning, post, kept), p + first, deleted=first)
+        progress(len(gone))
     return Ranking(order, trajectory, first_scores or None, (state.tokens, state.useful))
 
 
@@ -159,19 +185,21 @@ def lockstep(engine, searches: Iterable[tuple[Hashable, Steps]], width: int) -> 
 
 @dataclass(frozen=True)
 class Search:
-    """A greedy search as a method: exact, lazy (greedy-fast) with the config's ``fast_*``, or exact
-    over whole words."""
+    """A greedy search as a method: exact, lazy (greedy-fast) with the config's ``fast_*``, several
+    deletions per step (greedy-batch) with its ``batch_share``, or exact over whole words."""
 
     name: str
     help: str
     settings: tuple[str, ...]
     lazy: bool = False
     words: bool = False
+    batch: bool = False
 
     def steps(self, engine, layout, config, n_delete, progress) -> Steps:
         if self.words:
             return word_steps(engine, layout, n_delete, progress)
-        return greedy_steps(engine, layout, n_delete, config if self.lazy else None, progress)
+        return greedy_steps(engine, layout, n_delete, config if self.lazy else None, progress,
+                            config.batch_share if self.batch else 0.0)
 
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
         return drive(engine, self.steps(engine, layout, config, n_delete, progress))
@@ -182,3 +210,5 @@ register(Search("greedy-words", "exact greedy deletion of whole words: every rem
                 words=True))
 register(Search("greedy-fast", "lazy greedy: re-scores a shortlist per step, everything every fast_refresh steps",
                 ("fast_share", "fast_refresh", "fast_neighbours"), lazy=True))
+register(Search("greedy-batch", "greedy with every token scored per step, up to batch_share of them deleted per step",
+                ("batch_share",), batch=True))
