@@ -1,11 +1,12 @@
 """Eager against sdpa attention for scoring on this machine: the engine's packed step 1 and naive step 1.
 
-    python benchmarks/bench_attention.py [--length 100] [--threads 2]
+    python benchmarks/bench_attention.py [--length 100] [--threads 2] [--full]
 
 On one GSM8K chain (the first of the first 1,000 train chains nearest ``--length`` reasoning
 tokens), for each attention implementation: load the model with it, score every single deletion
 of the unpruned chain once through the engine (packed rows, 4D mask, no memo) and once naively
-(one full pass per candidate), and time both. Prints a table and writes JSON (default
+(one full pass per candidate), and time both; with ``--full``, also exact greedy to the end (its
+seconds, and whether both implementations give one order). Prints a table and writes JSON (default
 ``benchmarks/results/attention-cpu.json``) with the largest score gaps between the two paths and
 between the two implementations.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prunelens import load_examples, load_model, render
+from prunelens import load_examples, load_model, prune, render
 from prunelens.pruning import Engine, NaiveReference
 from prunelens.store import write_text
 
@@ -55,6 +56,7 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--length", type=int, default=100, help="reasoning tokens of the chain picked")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    parser.add_argument("--full", action="store_true", help="also time exact greedy to the end")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/attention-cpu.json"))
     args = parser.parse_args()
     if args.threads:
@@ -66,7 +68,14 @@ def main() -> None:
         example, layout = min(pool, key=lambda x: abs(len(x[1].reasoning_ids) - args.length))
         rows[attention] = {"example_id": example.id, "n_reasoning": len(layout.reasoning_ids),
                            **step_one(model, layout)}
+        if args.full:
+            result = prune(model, layout)
+            rows[attention].update(greedy_seconds=result.seconds, greedy_order=result.order)
     gap = float(np.abs(np.subtract(rows["eager"].pop("engine_scores"), rows["sdpa"].pop("engine_scores"))).max())
+    if args.full:
+        same = rows["eager"].pop("greedy_order") == rows["sdpa"].pop("greedy_order")
+        print(f"exact greedy to the end: eager {rows['eager']['greedy_seconds']:.1f} s, "
+              f"sdpa {rows['sdpa']['greedy_seconds']:.1f} s, same order: {same}")
     print(f"{'attention':<10}{'engine s':>10}{'tok/s':>8}{'naive s':>10}{'tok/s':>8}{'naive/engine':>14}")
     for name, r in rows.items():
         print(f"{name:<10}{r['engine_seconds']:>10.2f}{r['engine_tokens'] / r['engine_seconds']:>8.0f}"
@@ -75,7 +84,7 @@ def main() -> None:
     print(f"largest score gap, eager vs sdpa engine: {gap:.2g}")
     result = {"machine": {"platform": platform.platform(), "threads": torch.get_num_threads(),
                           "torch": torch.__version__}, "model": args.model, "data": args.data,
-              "rows": rows, "max_gap_eager_vs_sdpa": gap}
+              "rows": rows, "max_gap_eager_vs_sdpa": gap, **({"greedy_same_order": same} if args.full else {})}
     write_text(json.dumps(result, indent=2), Path(args.out))
     print(f"wrote {args.out}")
 
