@@ -393,7 +393,7 @@ def test_h2o_equals_attention_received_summed_by_hand(tiny_model, short_chains):
 def test_config_is_validated_before_any_work():
     for bad, message in [({"method": "magic"}, "unknown method"), ({"objective": "everything"}, "unknown objective"),
                          ({"keep_ratio": 1.0}, "keep ratio"), ({"fast_share": 0}, "fast_share"),
-                         ({"max_batch": 0}, "max_batch"), ({"dtype": "int8"}, "unknown dtype"),
+                         ({"batch_share": 1.0}, "batch_share"), ({"max_batch": 0}, "max_batch"), ({"dtype": "int8"}, "unknown dtype"),
                          ({"trajectory": "some"}, "unknown trajectory")]:
         with pytest.raises(ValueError, match=message):
             PruneConfig(**bad)
@@ -412,7 +412,7 @@ def test_prune_examples_writes_tables_and_resumes(tiny_model, short_chains, tmp_
     assert again == {"done": 2, "resumed": 2, "skipped": [], "retried": 0, "merged": True}
     recorded = json.loads((out / "prune.json").read_text())
     assert recorded == {**PruneConfig().to_dict(), "model": tiny_model.name, "dtype": "float32", "data": None,
-                        "fast_share": None, "fast_refresh": None, "fast_neighbours": None,
+                        "fast_share": None, "fast_refresh": None, "fast_neighbours": None, "batch_share": None,
                         "trajectory": None, "segment_tokens": None, "passes": None}  # greedy uses none of these
     ex = pd.read_parquet(out / "examples.parquet")
     tok = pd.read_parquet(out / "tokens.parquet")
@@ -475,7 +475,7 @@ def test_a_search_counts_its_own_work_as_the_engine_does(tiny_model, short_chain
 def test_lockstep_is_refused_where_it_cannot_apply(tiny_model, short_chains, tmp_path):
     from prunelens.cluster import RayOptions
 
-    with pytest.raises(ValueError, match="lockstep is for the searches .greedy, greedy-words, greedy-fast., not random"):
+    with pytest.raises(ValueError, match="lockstep is for the searches .greedy, greedy-words, greedy-fast, greedy-batch., not random"):
         PruneConfig(method="random", lockstep=2)
     with pytest.raises(ValueError, match="not with --ray"):
         prune_examples(tiny_model, short_chains[:2], tmp_path / "run", lockstep=2, ray=RayOptions("local"),
