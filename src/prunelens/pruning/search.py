@@ -107,7 +107,7 @@ def greedy_steps(engine, layout: Layout, n_delete: int, config: PruneConfig | No
             trajectory += yield state, [sorted(chosen[:i]) for i in range(2, len(chosen) + 1)]
         gone = [kept[c] for c in chosen]
         order += gone
-        kept = [q for q in kept if q not in set(gone)]
+        kept = [q for i, q in enumerate(kept) if i not in chosen]
         if config is not None:
             stale.update(kept[max(0, j - config.fast_neighbours): j + config.fast_neighbours])
             stale.update(q for q in kept if reasoning[q] == reasoning[order[-1]])
