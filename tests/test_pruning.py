@@ -137,28 +137,6 @@ def test_the_engine_still_scores_after_the_hooked_model_ran(tiny_model, short_ch
     assert set(again) == set(features) and all(np.allclose(again[k], features[k]) for k in features)
 
 
-def test_scoring_runs_with_the_models_attention_after_the_bridge_forced_eager(tiny_model, short_chains):
-    """The bridge switches the shared model to eager attention for its hooks; the engine's passes run
-    with the attention the model was loaded with (sdpa) and give eager back after."""
-    from prunelens.features import sequence_features
-
-    layout = render(short_chains[2], tiny_model.tokenizer)
-    p, n, a = len(layout.prompt_ids), len(layout.reasoning_ids), len(layout.post_ids)
-    sequence_features(tiny_model, layout.ids, p, n, families=("attn",))
-    assert tiny_model.hf.config._attn_implementation == "eager"  # what the bridge set
-    engine = Engine(tiny_model)
-    decoder, seen = engine.decoder, []
-
-    def watched(**kwargs):
-        seen.append(tiny_model.hf.config._attn_implementation)
-        return decoder(**kwargs)
-
-    engine.decoder = watched
-    engine.score(engine.state(layout.ids, p, a), [[0], [n - 1]])
-    assert seen and set(seen) == {tiny_model.attention} == {"sdpa"}
-    assert tiny_model.hf.config._attn_implementation == "eager"
-
-
 def test_a_model_that_drops_the_cache_is_a_clear_error(tiny_model, short_chains):
     from transformers import DynamicCache
 

@@ -7,9 +7,9 @@ Any other name is a Hugging Face id or a local directory, loaded the same way.
 
 Scoring runs with PyTorch's scaled-dot-product attention (``sdpa``) on every device: on this
 project's CPU exact greedy runs about 8% faster than with eager attention, with the same orders
-(``benchmarks/bench_attention.py``).
-The hooked bridge switches the shared model to eager attention, which its pattern hooks need;
-``PrunerModel.scoring`` puts the model's own attention back for the calls inside it.
+(``benchmarks/bench_attention.py``). The hooked bridge replaces the shared model's modules with
+its own, whose attention is eager whatever is set, so once a process has hooked the model its
+scoring runs eagerly too (the same orders; objectives within about 2e-6).
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ import importlib.util
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,22 +53,7 @@ class PrunerModel:
     hf: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     path: Path | str
-    attention: str = "sdpa"  # the attention implementation scoring runs with
     _bridge: Any = field(default=None, repr=False)
-
-    @contextmanager
-    def scoring(self) -> Iterator[None]:
-        """Run the calls inside with ``attention``, whatever the bridge set (it forces eager on the shared
-        model for its hooks), and restore what was set after, so the bridge's hooks still fire."""
-        before = self.hf.config._attn_implementation
-        if before == self.attention:
-            yield
-            return
-        self.hf.set_attn_implementation(self.attention)
-        try:
-            yield
-        finally:
-            self.hf.set_attn_implementation(before)
 
     @property
     def device(self) -> torch.device:
@@ -201,9 +184,10 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: torc
     """Load ``name`` (embedded short name, hub id or local directory) in eval mode.
 
     Device is CUDA when available, else CPU; dtype float32 on CPU, bfloat16 on CUDA unless given;
-    attention ``sdpa`` unless given (what scoring runs with, see ``PrunerModel.scoring``). ``weights=False`` gives
-    the tokenizer and the model's shape with no weights (on the meta device): what the driver of a
-    cluster run needs to lay out and record examples that its workers prune.
+    attention ``sdpa`` unless given (the module docstring says what the hooked bridge does to it).
+    ``weights=False`` gives the tokenizer and the model's shape with no weights (on the meta
+    device): what the driver of a cluster run needs to lay out and record examples that its
+    workers prune.
     """
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -217,7 +201,7 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: torc
         if not weights:
             with torch.device("meta"):
                 hf = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path), dtype=dtype)
-            return PrunerModel(name=name, hf=hf.eval(), tokenizer=tokenizer, path=path, attention=attention)
+            return PrunerModel(name=name, hf=hf.eval(), tokenizer=tokenizer, path=path)
         hf = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation=attention)
     except OSError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -226,4 +210,4 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: torc
             "already in the Hugging Face cache (no hub download is possible offline)"
         ) from None
     hf.to(device).eval()
-    return PrunerModel(name=name, hf=hf, tokenizer=tokenizer, path=path, attention=attention)
+    return PrunerModel(name=name, hf=hf, tokenizer=tokenizer, path=path)

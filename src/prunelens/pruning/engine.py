@@ -148,9 +148,8 @@ class Engine:
 
         past = DynamicCache(ddp_cache_data=cache, config=self.hf.config) if cache else \
             DynamicCache(config=self.hf.config)
-        with self.model.scoring():
-            out = self.decoder(input_ids=ids, position_ids=positions, attention_mask=mask,
-                               past_key_values=past, use_cache=True)
+        out = self.decoder(input_ids=ids, position_ids=positions, attention_mask=mask,
+                           past_key_values=past, use_cache=True)
         self.tokens += ids.numel()
         if any(layer.keys is None for layer in out.past_key_values.layers):
             import transformers
