@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prunelens import load_examples, load_model, prune, render
+from bench_pruning import pick_examples  # this folder is on the path when run as a script
+from prunelens import load_model, prune
 from prunelens.pruning import Engine, NaiveReference
 from prunelens.store import write_text
 
@@ -61,11 +62,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    [(example, layout)] = pick_examples(load_model(args.model, weights=False), args.data, [args.length])
     rows = {}
     for attention in ("eager", "sdpa"):
         model = load_model(args.model, attention=attention)
-        pool = [(e, render(e, model.tokenizer)) for e in load_examples(args.data, limit=1000)]
-        example, layout = min(pool, key=lambda x: abs(len(x[1].reasoning_ids) - args.length))
         rows[attention] = {"example_id": example.id, "n_reasoning": len(layout.reasoning_ids),
                            **step_one(model, layout)}
         if args.full:

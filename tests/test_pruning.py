@@ -371,8 +371,8 @@ def test_h2o_equals_attention_received_summed_by_hand(tiny_model, short_chains):
 def test_config_is_validated_before_any_work():
     for bad, message in [({"method": "magic"}, "unknown method"), ({"objective": "everything"}, "unknown objective"),
                          ({"keep_ratio": 1.0}, "keep ratio"), ({"fast_share": 0}, "fast_share"),
-                         ({"batch_share": 1.0}, "batch_share"), ({"max_batch": 0}, "max_batch"), ({"dtype": "int8"}, "unknown dtype"),
-                         ({"trajectory": "some"}, "unknown trajectory")]:
+                         ({"batch_share": 1.0}, "batch_share"), ({"max_batch": 0}, "max_batch"),
+                         ({"dtype": "int8"}, "unknown dtype"), ({"trajectory": "some"}, "unknown trajectory")]:
         with pytest.raises(ValueError, match=message):
             PruneConfig(**bad)
     with pytest.raises(ValueError, match="unknown pruning settings"):
