@@ -9,6 +9,7 @@ import torch
 
 from prunelens.data import Example
 from prunelens.distill import DistillConfig, EvalSet
+from prunelens.distill.config import conditions
 from prunelens.distill.data import IGNORE, encode, training_sets
 from prunelens.distill.train import FINAL, train_student
 from prunelens.errors import RunError
@@ -33,14 +34,18 @@ def _config(tiny_model, **settings):
     return DistillConfig(**{**defaults, **settings})
 
 
+def _sets(runs, ratios=(0.5,)):
+    return training_sets(conditions(runs, ratios))
+
+
 def test_labels_are_the_assistant_part_of_the_pruned_chain(tiny_model, runs):
-    sets = training_sets({"greedy": runs["greedy"]}, 0.5)
-    assert set(sets) == {"greedy", "full", "answer-only"} and all(len(s) == 4 for s in sets.values())
+    sets = _sets({"greedy": runs["greedy"]})
+    assert set(sets) == {"greedy@0.5", "full", "answer-only"} and all(len(s) == 4 for s in sets.values())
     pruned = chains_at(runs["greedy"], 0.5).set_index("example_id")
     tok = tiny_model.tokenizer
     for name, rows in sets.items():
         for row in rows.itertuples():
-            reasoning = {"greedy": pruned.loc[row.example_id, "reasoning"], "answer-only": ""}.get(name, None)
+            reasoning = {"greedy@0.5": pruned.loc[row.example_id, "reasoning"], "answer-only": ""}.get(name, None)
             if reasoning is not None:
                 assert row.reasoning == reasoning
             ids, labels = encode(tok, row).values()
@@ -55,9 +60,24 @@ def test_labels_are_the_assistant_part_of_the_pruned_chain(tiny_model, runs):
 
 def test_a_keep_ratio_a_run_does_not_reach_is_refused(runs):
     with pytest.raises(RunError, match="stopped before keep ratio 0.25"):
-        training_sets({"truncate": runs["truncate"]}, 0.25)
+        _sets({"truncate": runs["truncate"]}, (0.25,))
     with pytest.raises(ValueError, match="full is a control's name"):
-        training_sets({"full": runs["greedy"]}, 0.5)
+        _sets({"full": runs["greedy"]})
+
+
+def test_conditions_are_each_run_at_each_keep_ratio_or_at_its_own():
+    assert conditions({"greedy": "g", "lingua@0.8": "l8", "lingua@0.9": "l9"}, (0.8, 0.5)) == {
+        "greedy@0.8": ("g", 0.8), "greedy@0.5": ("g", 0.5), "lingua@0.8": ("l8", 0.8), "lingua@0.9": ("l9", 0.9)}
+    with pytest.raises(ValueError, match="greedy@0.8 is given twice"):
+        conditions({"greedy": "g", "greedy@0.8": "h"}, (0.8,))
+    with pytest.raises(ValueError, match="not METHOD@RATIO"):
+        conditions({"greedy@1.5": "g"}, (0.8,))
+    config = DistillConfig(keep_ratios=(0.8, 0.5), seeds=(0,), condition_seeds=(
+        ("@0.8", (0, 1, 2)), ("greedy", (0, 1)), ("truncate@0.8", (5,))))
+    assert config.seeds_of("greedy@0.8") == (0, 1)  # the method is more specific than the keep ratio
+    assert config.seeds_of("random@0.8") == (0, 1, 2) and config.seeds_of("random@0.5") == (0,)
+    assert config.seeds_of("truncate@0.8") == (5,) and config.seeds_of("full") == (0,)
+    assert config.unknown_seed_keys({"greedy@0.8", "full"}) == ["truncate@0.8"]
 
 
 def _mean_loss(path, tok, rows):
@@ -73,7 +93,7 @@ def _mean_loss(path, tok, rows):
 
 
 def test_training_memorises_a_tiny_set(tiny_model, runs, tmp_path):
-    rows = training_sets({"greedy": runs["greedy"]}, 0.5)["greedy"].head(2)
+    rows = _sets({"greedy": runs["greedy"]})["greedy@0.5"].head(2)
     config = _config(tiny_model, epochs=15)
     before = _mean_loss(tiny_model.path, tiny_model.tokenizer, rows)
     info = train_student(rows, tmp_path / "s", config, seed=0, show_progress=False)
@@ -85,7 +105,7 @@ def test_training_memorises_a_tiny_set(tiny_model, runs, tmp_path):
 def test_a_killed_training_resumes_from_its_checkpoint(tiny_model, runs, tmp_path, monkeypatch):
     from transformers import Trainer
 
-    rows = training_sets({"greedy": runs["greedy"]}, 0.5)["greedy"]
+    rows = _sets({"greedy": runs["greedy"]})["greedy@0.5"]
     config = _config(tiny_model, epochs=3)  # 4 chains, batch 2: 6 steps, a checkpoint every 2
     whole = train_student(rows, tmp_path / "whole", config, seed=0, show_progress=False)
     step = Trainer.training_step
@@ -167,13 +187,13 @@ def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tm
     assert np.isnan(trained.loc["answer-only", "train_broken_numbers"])  # no reasoning, no numbers
     assert (results.eval_seconds > 0).all() and (trained.train_seconds > 0).all()
     assert set(tables["pairs"].method) == {"answer-only", "full", "random"}
-    assert set(tables["pairs"].reference) == {"greedy"}
-    gens = pd.read_parquet(out / "generations" / "greedy-s0.held.parquet")
+    assert set(tables["pairs"].reference) == {"greedy@0.5"}
+    gens = pd.read_parquet(out / "generations" / "greedy@0.5-s0.held.parquet")
     assert set(gens.example_id) == {e.id for e in short_chains[4:7]}
     for name in ("results.csv", "pairs.csv", "accuracy_vs_tokens.png"):
         assert (out / name).exists()
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")}
-    stale = out / "students" / "random-s0" / "drift.json"
+    stale = out / "students" / "random@0.5-s0" / "drift.json"
     stale.write_text(json.dumps({"kl_drift": 123.0}))  # read before drift laid texts out as training does
     again = distill({"greedy": runs["greedy"], "random": runs["random"]}, out, config, show_progress=False)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")} == stamps  # no generation redone
@@ -185,12 +205,14 @@ def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tm
                                                            condition_seeds=(("rnd", (1,)),)))
     grown = distill({"greedy": runs["greedy"], "random": runs["random"]}, out, more, show_progress=False)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet") if p in stamps} == stamps  # seed 0 kept
-    assert sorted(zip(grown["results"].method, grown["results"].seed.fillna(-1))) == [
-        ("answer-only", 1), ("base", -1), ("full", 1), ("greedy", 0), ("greedy", 1), ("random", 0), ("random", 1)]
+    assert sorted(zip(grown["results"].method, grown["results"].seed.fillna(-1))) == [  # every finished student
+        ("answer-only", 0), ("answer-only", 1), ("base", -1), ("full", 0), ("full", 1), ("greedy", 0), ("greedy", 1),
+        ("random", 0), ("random", 1)]
     pairs = grown["pairs"].assign(seed=grown["pairs"].seed.fillna(-1))
     assert sorted(zip(pairs.method, pairs.seed, pairs.test)) == [
-        ("answer-only", 1, "mcnemar"), ("full", 1, "mcnemar"), ("random", -1, "sign-flip over seeds 0,1"),
-        ("random", 0, "mcnemar"), ("random", 1, "mcnemar")]
+        ("answer-only", -1, "sign-flip over seeds 0,1"), ("answer-only", 0, "mcnemar"), ("answer-only", 1, "mcnemar"),
+        ("full", -1, "sign-flip over seeds 0,1"), ("full", 0, "mcnemar"), ("full", 1, "mcnemar"),
+        ("random", -1, "sign-flip over seeds 0,1"), ("random", 0, "mcnemar"), ("random", 1, "mcnemar")]
     by_seed = pairs[pairs.method == "random"].set_index("seed")
     assert by_seed.loc[-1, "accuracy"] == pytest.approx((by_seed.loc[0, "accuracy"] + by_seed.loc[1, "accuracy"]) / 2)
     assert 0 < by_seed.loc[-1, "p_value"] <= 1 and by_seed.loc[-1, "n"] == 3
@@ -203,22 +225,44 @@ def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tm
         distill({"greedy": runs["greedy"], "random": runs["random"]}, out, more, show_progress=False)
     fewer = tmp_path / "fewer"
     prune_examples(tiny_model, short_chains[:3], fewer, method="random", show_progress=False)
-    with pytest.raises(RunError, match="the training set of greedy would change"):
+    with pytest.raises(RunError, match="the training set of greedy@0.5 would change"):
         distill({**three, "fewer": fewer}, out, more, show_progress=False)
     assert main(["distill", "--run", "greedy=" + str(runs["greedy"]), "--eval", f"held=jsonl:{held}",
                  "--epochs", "3", "--out", str(out), "--student", str(tiny_model.path)]) == 2  # other settings
     assert main(["distill", "--run", "greedy=" + str(runs["greedy"]), "--eval", f"held=jsonl:{held}",
                  "--seeds-for", "greedy=0,x", "--out", str(out)]) == 2  # not seeds
+    # the tables come back from the directory's files alone, and a plan adds its comparisons
+    written = {name: (out / name).read_text() for name in ("results.csv", "pairs.csv")}
+    for name in written:
+        (out / name).unlink()
+    (out / "plan.json").write_text(json.dumps({"eval_set": "held", "resamples": 200, "family": [
+        {"a": "random@0.5", "b": "greedy@0.5"}, {"a": "truncate@0.5", "b": "greedy@0.5"}],
+        "secondary": [{"a": "full", "b": "nothing@0.5"}]}))
+    assert main(["distill", "--report", str(out)]) == 0
+    assert {name: (out / name).read_text() for name in written} == written
+    comparisons = pd.read_csv(out / "comparisons.csv")
+    assert list(comparisons.status) == ["done", "done", "pending"]
+    random_row = comparisons.iloc[0]
+    assert random_row.seeds_a == "0,1" and random_row.n_problems == 3
+    assert random_row.difference == pytest.approx(random_row.accuracy_a - random_row.accuracy_b)
+    assert main(["distill", "--report", str(tmp_path)]) == 2  # no distill.json there
+    assert main(["distill", "--report", str(out), "--run", "greedy=x"]) == 2
 
 
 def test_students_are_trained_first_seeds_first_controls_first():
-    """A run stopped early has the base model, both controls and every method at its first seed."""
+    """A run stopped early has the base model, both controls and every method at its first seed, at
+    the first keep ratio; then that ratio's later seeds; then the next keep ratio."""
     from functools import partial
 
     from prunelens.distill.stage import _urgency
 
-    config = DistillConfig(seeds=(0,), condition_seeds=(("greedy", (0, 1)), ("full", (0, 1))))
-    students = [("base", None), ("greedy", 0), ("greedy", 1), ("random", 0), ("full", 0), ("full", 1),
-                ("answer-only", 0)]
-    assert sorted(students, key=partial(_urgency, config)) == [
-        ("base", None), ("full", 0), ("answer-only", 0), ("greedy", 0), ("random", 0), ("full", 1), ("greedy", 1)]
+    config = DistillConfig(keep_ratios=(0.8, 0.9), seeds=(0,),
+                           condition_seeds=(("greedy", (0, 1)), ("full", (0, 1)), ("truncate@0.5", (0, 1))))
+    order = ["greedy@0.8", "greedy@0.9", "random@0.8", "random@0.9", "truncate@0.5", "full", "answer-only"]
+    students = [("base", None), ("greedy@0.8", 0), ("greedy@0.8", 1), ("greedy@0.9", 0), ("greedy@0.9", 1),
+                ("random@0.8", 0), ("random@0.9", 0), ("truncate@0.5", 0), ("truncate@0.5", 1), ("full", 0),
+                ("full", 1), ("answer-only", 0)]
+    assert sorted(students, key=partial(_urgency, config, order)) == [
+        ("base", None), ("full", 0), ("answer-only", 0), ("greedy@0.8", 0), ("random@0.8", 0),
+        ("full", 1), ("greedy@0.8", 1), ("greedy@0.9", 0), ("random@0.9", 0), ("greedy@0.9", 1),
+        ("truncate@0.5", 0), ("truncate@0.5", 1)]

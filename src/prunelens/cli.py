@@ -247,14 +247,25 @@ def _pairs(values: Sequence[str], what: str) -> dict[str, str]:
 
 
 def cmd_distill(args) -> None:
-    from .distill import DistillConfig, EvalSet, distill
+    from .distill import DistillConfig, EvalSet, distill, write_report
 
+    if args.report:
+        if args.run or args.eval:
+            raise ValueError("--report DIR recomputes the tables from DIR's files alone: give no --run or --eval")
+        if not (Path(args.report) / "distill.json").is_file():
+            raise RunError(f"{args.report} is not a distillation directory: it has no distill.json")
+        tables = write_report(args.report)
+        print(f"distill report -> {', '.join(f'{args.report}/{name}.csv' for name in tables)}")
+        _print_results(tables["results"])
+        return
+    if not args.run or not args.eval or not args.out:
+        raise ValueError("give --run NAME=RUN, --eval NAME=SOURCE and --out DIR (or --report DIR)")
     evals = []
     for name, spec in _pairs(args.eval, "--eval").items():
         source, _, style = spec.partition("@")
         evals.append(EvalSet(name, source, style or "chat", args.eval_limit, args.seed))
-    config = DistillConfig(keep_ratio=args.keep_ratio, student=args.student, lora=args.lora, epochs=args.epochs,
-                           learning_rate=args.lr, batch_size=args.batch_size,
+    config = DistillConfig(keep_ratios=tuple(_numbers(args.keep_ratio, "--keep-ratio", float)), student=args.student,
+                           lora=args.lora, epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size,
                            seeds=tuple(_numbers(args.seeds, "--seeds")),
                            condition_seeds=tuple((name, tuple(_numbers(v, "--seeds-for")))
                                                  for name, v in _pairs(args.seeds_for or [], "--seeds-for").items()),
@@ -266,8 +277,13 @@ def cmd_distill(args) -> None:
         _set_threads(args)
     tables = distill(_pairs(args.run, "--run"), args.out, config, ray=ray)
     print(f"distill -> {args.out}/results.csv, {args.out}/pairs.csv")
-    for row in tables["results"].itertuples():
-        print(f"  {row.method:<12} seed {row.seed!s:<4} {row.eval_set:<8} accuracy {row.accuracy:.3f} "
+    _print_results(tables["results"])
+
+
+def _print_results(results) -> None:
+    for row in results.itertuples():
+        ratio = "" if row.method == "base" else f"@{row.keep_ratio:g}"
+        print(f"  {row.method + ratio:<20} seed {row.seed!s:<4} {row.eval_set:<8} accuracy {row.accuracy:.3f} "
               f"[{row.ci_low:.3f}, {row.ci_high:.3f}]  train tokens {row.mean_train_reasoning_tokens:.1f}")
 
 
@@ -465,21 +481,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keeps", default="1,0.75,0.5,0.25", help="comma-separated keep ratios (default: 1,0.75,0.5,0.25)")
     p.set_defaults(func=cmd_dynamic)
 
-    p = sub.add_parser("distill", help="train students on each run's chains at a keep ratio and evaluate them")
-    p.add_argument("--run", action="append", required=True, metavar="NAME=RUN",
-                   help="a condition: its name and run directory (repeat; controls full and answer-only are added)")
-    p.add_argument("--eval", action="append", required=True, metavar="NAME=SOURCE[@STYLE]",
+    p = sub.add_parser("distill", help="train students on each run's chains at keep ratios and evaluate them")
+    p.add_argument("--run", action="append", metavar="NAME=RUN",
+                   help="a method's run, read at every --keep-ratio (NAME@RATIO=RUN: at that ratio only, e.g. a text "
+                        "run compressed to one ratio); repeat; the controls full and answer-only are added")
+    p.add_argument("--eval", action="append", metavar="NAME=SOURCE[@STYLE]",
                    help="an eval set: gsm-symbolic[:templates=IDS], gsm8k:PATH or jsonl:PATH; style chat (default), "
-                        "instruct or plain")
-    p.add_argument("--keep-ratio", type=float, default=0.5, help="the chain each run keeps (default 0.5)")
+                        "instruct or plain; twins of training problems and repeats are left out")
+    p.add_argument("--keep-ratio", default="0.5",
+                   help="comma-separated keep ratios each run is read at (default 0.5): a condition METHOD@RATIO each")
     p.add_argument("--student", default=DEFAULT_MODEL, help="embedded name, Hugging Face id or local directory")
     p.add_argument("--lora", action="store_true", help="train LoRA adapters instead of every weight")
     p.add_argument("--epochs", type=float, default=2.0)
     p.add_argument("--lr", type=float, default=5e-5, help="learning rate")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seeds", default="0", help="comma-separated seeds: one student per condition and seed")
-    p.add_argument("--seeds-for", action="append", metavar="CONDITION=SEEDS",
-                   help="other seeds for one condition, e.g. greedy=0,1 (repeat; a resumed run may add seeds)")
+    p.add_argument("--seeds-for", action="append", metavar="KEY=SEEDS",
+                   help="other seeds for a condition (greedy@0.8=0,1,2), a method (greedy=...) or a keep ratio "
+                        "(@0.8=...); the most specific wins (repeat; a resumed run may add seeds)")
     p.add_argument("--seed", type=int, default=0, help="seed of generated eval sets")
     p.add_argument("--train-limit", type=int, default=None, help="at most this many shared problems per training set")
     p.add_argument("--eval-limit", type=int, default=500, help="problems per eval set")
@@ -487,7 +506,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-batch", type=int, default=16, help="problems generated side by side (more on a GPU)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (with --ray: per worker, default 1)")
     _ray_arg(p)
-    p.add_argument("--out", required=True, help="output directory (re-running the command resumes it)")
+    p.add_argument("--out", default=None, help="output directory (re-running the command resumes it)")
+    p.add_argument("--report", default=None, metavar="DIR",
+                   help="recompute DIR's results.csv, pairs.csv and comparisons.csv (with DIR/plan.json) from its "
+                        "files alone, nothing trained")
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("annotate", help="label every reasoning token with one of six functional categories")

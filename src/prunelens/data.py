@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 from .errors import DataError  # noqa: F401  (re-exported: raised here, defined with the other user errors)
 
 CALCULATOR = re.compile(r"<<[^<>]*>>")
@@ -146,6 +147,52 @@ def _read_jsonl(path: Path, parse, skip_bad: bool, report: list[str]) -> Iterato
                 continue
             seen.add(example.id)
             yield example
+
+
+SYMBOLIC_ID = re.compile(r"gsm-symbolic-(\d+)-(\d+)")
+_STREAMS: dict[int, Any] = {}  # seed -> reasoning-gym's GSM-Symbolic dataset, the longest made so far
+
+
+def _symbolic_problem(seed: int, index: int) -> tuple[int, dict]:
+    """Template and variables of problem ``index`` of GSM-Symbolic's stream ``seed`` (a longer stream
+    starts with the shorter one, so one stream per seed serves every index)."""
+    stream = _STREAMS.get(seed)
+    if stream is None or len(stream) <= index:
+        import reasoning_gym
+
+        stream = _STREAMS[seed] = reasoning_gym.create_dataset("gsm_symbolic", size=max(2 * index + 2, 1000), seed=seed)
+    return int(stream.task_indices[index]), stream[index]["metadata"]["variables"]
+
+
+def problem_key(example_id: str, question: str) -> str:
+    """What makes two problems the same problem: for GSM-Symbolic, its template and the numbers
+    filled in (names and objects aside, the same template with the same numbers has the same
+    answer); for any other source, the question's words (case and white space aside)."""
+    match = SYMBOLIC_ID.fullmatch(example_id)
+    if match:
+        template, variables = _symbolic_problem(int(match[1]), int(match[2]))
+        numbers = sorted((k, v) for k, v in variables.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+        return f"gsm-symbolic/t{template}/" + json.dumps(numbers)
+    return "text/" + " ".join(question.lower().split())
+
+
+def drop_twins(candidates: Iterable[Example], seen: Iterable[tuple[str, str]] = ()) -> tuple[list[Example], dict[str, int]]:
+    """``candidates`` without the problems that ``seen`` (``(id, question)`` pairs: the training
+    problems) holds, and without a second copy of one already kept (``problem_key`` decides what is
+    the same problem). Returns the kept problems, in order, and how many were dropped as
+    ``seen`` (twins of a seen problem) and as ``repeated`` (twins of an earlier candidate)."""
+    known = {problem_key(i, q) for i, q in seen}
+    kept, mine, dropped = [], set(), {"seen": 0, "repeated": 0}
+    for example in candidates:
+        key = problem_key(example.id, example.question)
+        if key in known:
+            dropped["seen"] += 1
+        elif key in mine:
+            dropped["repeated"] += 1
+        else:
+            mine.add(key)
+            kept.append(example)
+    return kept, dropped
 
 
 def is_generated(source: str) -> bool:

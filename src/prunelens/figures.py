@@ -222,12 +222,14 @@ def make_figures(run: str | Path, out: str | Path, compare: Sequence[str | Path]
 
 def distill_figure(results: pd.DataFrame):
     """Student accuracy (Wilson 95% interval) against mean reasoning tokens of its training chains:
-    one panel per eval set, one point per method and seed."""
+    one panel per eval set, one point per method, keep ratio and seed."""
     sets = list(dict.fromkeys(results.eval_set))
     fig, axes = plt.subplots(1, len(sets), figsize=(5.2 * len(sets), 4.2), squeeze=False)
+    names = results.method.where(results.method.isin(["base", "full", "answer-only"]),
+                                 results.method + "@" + results.keep_ratio.map("{:g}".format))
     for ax, eval_set in zip(axes[0], sets):
         rows = results[results.eval_set == eval_set]
-        for i, (method, group) in enumerate(rows.groupby("method", sort=False)):
+        for i, (method, group) in enumerate(rows.groupby(names[rows.index], sort=False)):
             ax.errorbar(group.mean_train_reasoning_tokens, group.accuracy,
                         yerr=[group.accuracy - group.ci_low, group.ci_high - group.accuracy],
                         fmt="o", capsize=3, color=f"C{i % 10}", label=method)

@@ -1,8 +1,8 @@
 """Training sets: the chain each condition keeps at a keep ratio, and its encoding for a student.
 
-A condition is a method's run (any run ``schema.chains_at`` reads: deletion orders or compressed
-texts) or a control: ``full`` (the unpruned chain) and ``answer-only`` (no reasoning), built from
-the first run's chains. Every condition trains on the same problems: those all runs share.
+A condition is a method's run read at a keep ratio (any run ``schema.chains_at`` reads: deletion
+orders or compressed texts) or a control: ``full`` (the unpruned chain) and ``answer-only`` (no
+reasoning), built from the first run's chains. Every condition trains on the same problems: those all runs share.
 The student sees the pruning layout (``layout.render``): the question through its chat template,
 then the (pruned) reasoning, then the answer line; labels are -100 on the prompt, so the loss
 falls on the assistant part only. Pruned text is tokenised again by the student's tokenizer.
@@ -21,19 +21,19 @@ from ..layout import render
 from ..schema import chains_at
 from ..store import natural_key
 
-CONTROLS = ("full", "answer-only")
 IGNORE = -100  # label of a token that carries no loss
+COLUMNS = ["example_id", "question", "reasoning", "answer"]
 
 
-def training_sets(runs: Mapping[str, str | Path], keep_ratio: float, limit: int | None = None) -> dict[str, pd.DataFrame]:
-    """``{condition: rows}`` (``example_id, question, reasoning, answer``) for each run and both controls."""
-    if not runs:
+def training_sets(conditions: Mapping[str, tuple[str | Path, float]], limit: int | None = None
+                  ) -> dict[str, pd.DataFrame]:
+    """``{condition: rows}`` (``example_id, question, reasoning, answer``) for each ``(run, keep_ratio)``
+    of ``conditions`` (``config.conditions``) and both controls, on the problems every run shares."""
+    if not conditions:
         raise ValueError("give at least one run to distil from")
-    clash = sorted(set(runs) & set(CONTROLS))
-    if clash:
-        raise ValueError(f"{clash[0]} is a control's name: name the run otherwise")
-    sets = {name: chains_at(run, keep_ratio) for name, run in runs.items()}  # one-line error where a run falls short
-    full = chains_at(next(iter(runs.values())), 1.0)
+    # one-line error where a run falls short of its keep ratio
+    sets = {name: chains_at(run, ratio) for name, (run, ratio) in conditions.items()}
+    full = chains_at(next(iter(conditions.values()))[0], 1.0)
     sets["full"] = full
     sets["answer-only"] = full.assign(reasoning="", n_kept=0)
     shared = set.intersection(*(set(rows.example_id) for rows in sets.values()))
@@ -46,8 +46,7 @@ def training_sets(runs: Mapping[str, str | Path], keep_ratio: float, limit: int 
     if not shared:
         raise RunError("the runs share no problem: distil from runs of the same data")
     keep = sorted(shared, key=natural_key)[:limit]
-    return {name: rows.set_index("example_id").loc[keep].reset_index()[["example_id", "question", "reasoning", "answer"]]
-            for name, rows in sets.items()}
+    return {name: rows.set_index("example_id").loc[keep].reset_index()[COLUMNS] for name, rows in sets.items()}
 
 
 def encode(tokenizer, row, max_length: int | None = None) -> dict[str, list[int]]:
@@ -58,7 +57,6 @@ def encode(tokenizer, row, max_length: int | None = None) -> dict[str, list[int]
             "labels": [IGNORE] * len(layout.prompt_ids) + layout.reasoning_ids + layout.post_ids}
 
 
-def reasoning_tokens(tokenizer, rows: pd.DataFrame) -> float:
-    """Mean reasoning tokens per chain of a training set, in the student's tokens (0 for none)."""
-    return float(sum(len(tokenizer(r, add_special_tokens=False)["input_ids"]) if r else 0 for r in rows.reasoning)
-                 / max(len(rows), 1))
+def student_tokens(tokenizer, rows: pd.DataFrame) -> list[int]:
+    """Reasoning tokens of each chain of a training set, in the student's tokens (0 for none)."""
+    return [len(tokenizer(r, add_special_tokens=False)["input_ids"]) if r else 0 for r in rows.reasoning]

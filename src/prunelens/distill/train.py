@@ -19,11 +19,14 @@ from .config import DistillConfig
 from .data import IGNORE, encode
 
 FINAL = "final"
+LOG_STEPS = 5  # the loss curve's resolution
 
 
 def train_student(rows: pd.DataFrame, out: str | Path, config: DistillConfig, seed: int,
                   show_progress: bool = True) -> dict:
-    """Train a student on ``rows`` into ``out``; returns ``{"seconds", "steps", "final_loss"}``."""
+    """Train a student on ``rows`` into ``out``; returns its training record: ``seconds``, ``steps``,
+    ``epochs``, ``examples``, ``batch_size``, ``final_loss`` and ``loss_curve`` (step, epoch, loss and
+    learning rate every ``logging_steps``)."""
     import torch
     from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, Trainer, TrainingArguments, set_seed
     from transformers.trainer_utils import get_last_checkpoint
@@ -52,7 +55,7 @@ def train_student(rows: pd.DataFrame, out: str | Path, config: DistillConfig, se
         output_dir=str(out / "checkpoints"), num_train_epochs=config.epochs, learning_rate=config.learning_rate,
         per_device_train_batch_size=config.batch_size, lr_scheduler_type="cosine", warmup_steps=0.05,
         seed=seed, data_seed=seed, save_strategy="steps", save_steps=config.save_steps, save_total_limit=1,
-        logging_steps=10, report_to="none", use_cpu=not cuda, bf16=cuda, disable_tqdm=not show_progress,
+        logging_steps=LOG_STEPS, report_to="none", use_cpu=not cuda, bf16=cuda, disable_tqdm=not show_progress,
         dataloader_num_workers=0,
     )
     trainer = Trainer(model=model, args=args, train_dataset=dataset,
@@ -64,6 +67,8 @@ def train_student(rows: pd.DataFrame, out: str | Path, config: DistillConfig, se
         model = model.merge_and_unload()
     model.save_pretrained(out / FINAL)
     tokenizer.save_pretrained(out / FINAL)
-    losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
-    return {"seconds": time.perf_counter() - start, "steps": result.global_step,
-            "final_loss": losses[-1] if losses else float("nan")}
+    curve = [{"step": log["step"], "epoch": log.get("epoch"), "loss": log["loss"],
+              "learning_rate": log.get("learning_rate")} for log in trainer.state.log_history if "loss" in log]
+    return {"seconds": time.perf_counter() - start, "steps": result.global_step, "epochs": config.epochs,
+            "examples": len(dataset), "batch_size": config.batch_size,
+            "final_loss": curve[-1]["loss"] if curve else float("nan"), "loss_curve": curve}
