@@ -116,7 +116,7 @@ distill-pilot-templates: setup
 # student by student (several CPU hours): the pruned runs live in experiments/ (in git), the students
 # in runs/distill-templates (too big for git); results into figures/distill-templates/.
 TCMP := experiments/distill-templates
-TCMP_METHODS := greedy learned random truncate surprisal llmlingua greedy-words
+TCMP_METHODS := greedy learned random truncate surprisal llmlingua-segments greedy-words
 distill-templates: setup
 	for method in $(TCMP_METHODS); do \
 	  HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens prune --data gsm-symbolic:templates=$(TEMPLATES) --limit 300 \

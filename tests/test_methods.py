@@ -122,7 +122,7 @@ def test_load_refuses_unknown_types(tiny_pruner, tmp_path):
 
 
 @pytest.mark.parametrize("keep_ratio", [0.0, 0.3])
-def test_llmlingua_keeps_what_segment_wise_self_information_keeps(tiny_model, short_chains, keep_ratio):
+def test_llmlingua_segments_keeps_what_segment_wise_self_information_keeps(tiny_model, short_chains, keep_ratio):
     """By hand with plain transformers: segment by segment, self-information given the prompt and the
     kept tokens of earlier segments; the lowest of each segment go. The first deletions of the order
     are exactly those tokens."""
@@ -142,7 +142,7 @@ def test_llmlingua_keeps_what_segment_wise_self_information_keeps(tiny_model, sh
         going = sorted(segment, key=lambda j: (info[j], j))[: len(segment) - round(target * len(segment))]
         dropped += going
         context += [reasoning[j] for j in segment if j not in going]
-    order = prune(tiny_model, layout, method="llmlingua", segment_tokens=size, keep_ratio=keep_ratio).order
+    order = prune(tiny_model, layout, method="llmlingua-segments", segment_tokens=size, keep_ratio=keep_ratio).order
     assert set(order[: len(dropped)]) == set(dropped)
     if keep_ratio == 0:
         assert sorted(order) == list(range(n))
@@ -240,3 +240,23 @@ def test_agree_gives_a_text_run_its_normalised_objective(tiny_model, short_chain
         g, r = (at[m].loc[e.id, "objective_trajectory"][k] for m in ("greedy", "random"))
         assert table.loc[e.id, "normalised@0.5"] == pytest.approx((texts[e.id] - r) / (g - r))
     assert main(["agree", str(runs["greedy"]), str(runs["import"])]) == 2  # no order to agree on
+
+
+def test_llmlingua_run_holds_the_package_rules_chain_at_its_keep_ratio(tiny_model, short_chains, tmp_path):
+    """A text run: per chain the kept tokens of llmlingua 0.2.2's rules at the calibrated rate, decoded,
+    scored exactly like any chain; a run without a keep ratio is refused before any work."""
+    from prunelens.pruning.llmlingua import calibrated_keep
+    from prunelens.schema import chains_at, read_table
+
+    chains = short_chains[20:23]
+    run = tmp_path / "lingua"
+    prune_examples(tiny_model, chains, run, method="llmlingua", keep_ratio=0.6, segment_tokens=8, show_progress=False)
+    table = chains_at(run, 0.6).set_index("example_id")
+    texts = read_table(run, "texts").set_index("example_id")
+    for e in chains:
+        ids = tiny_model.tokenizer(e.reasoning, add_special_tokens=False)["input_ids"]
+        kept = calibrated_keep(tiny_model.hf, ids, 0.6, 8)
+        assert table.loc[e.id, "reasoning"] == tiny_model.tokenizer.decode([ids[j] for j in kept]).strip()
+        assert abs(len(kept) - round(0.6 * len(ids))) <= 3 and 0 < texts.loc[e.id, "achieved_ratio"] < 1
+    with pytest.raises(ValueError, match="give --keep-ratio"):
+        prune_examples(tiny_model, chains, tmp_path / "none", method="llmlingua", show_progress=False)

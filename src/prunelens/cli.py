@@ -444,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=DTYPES, default="auto",
                    help="weights' dtype (auto: float32 on CPU, bfloat16 on CUDA); log-softmax is float32")
     p.add_argument("--segment-tokens", type=int, default=defaults.segment_tokens,
-                   help="llmlingua: tokens per segment")
+                   help="llmlingua: tokens per window; llmlingua-segments: tokens per segment")
     p.add_argument("--compressed", default=None,
                    help="import: JSONL of compressed chains (id, keep_ratio, reasoning) made elsewhere")
     p.add_argument("--rewriter", default=None,

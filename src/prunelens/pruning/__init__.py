@@ -2,7 +2,7 @@
 
 One module per job: ``config`` (every setting), ``registry`` (the method protocol and ``METHODS``),
 ``engine`` (exact objectives of candidate states), ``search`` (greedy, greedy-words and greedy-fast),
-``baselines`` (ordering baselines), ``learned`` (the pruner fitted on greedy runs), ``texts`` (methods that write new text), ``reference`` (the naive algorithm), ``stage`` (runs and
+``baselines`` (ordering baselines), ``llmlingua`` (LLMLingua's compression), ``learned`` (the pruner fitted on greedy runs), ``texts`` (methods that write new text), ``reference`` (the naive algorithm), ``stage`` (runs and
 tables). Importing this package does not import torch; the engine loads it when first used.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import baselines, learned, search, texts  # noqa: F401  (register the methods)
+from . import baselines, learned, llmlingua, search, texts  # noqa: F401  (register the methods)
 from .config import OBJECTIVES, PruneConfig
 from .registry import METHODS, Method, Ranking, TextMethod, register, writes_text
 

@@ -5,14 +5,9 @@
 - ``surprisal``: lowest surprisal (``-log p(token | before)``) deleted first;
 - ``attention``: least attention received from the post tokens (mean over layers and heads) first;
 - ``h2o``: heavy hitters (H2O): least attention received in total, summed over every later query,
-  layer and head (the cumulative score H2O keeps per cached key), first;
-- ``llmlingua``: LLMLingua's iterative token-level compression with the pruner as the small model:
-  the chain is cut into segments of ``segment_tokens``; each segment's tokens are scored by
-  self-information ``-log p(token | prompt, kept tokens of earlier segments, segment so far)`` and
-  the lowest ``n_to_delete(len, target)`` of the segment go, where ``target`` is the run's keep
-  ratio (0.5 when it ranks every token). The order deletes those tokens first, then the rest,
-  each group spread evenly over segments (a token's rank in its segment over the segment's
-  length), lowest self-information first: the chain after all target deletions is LLMLingua's.
+  layer and head (the cumulative score H2O keeps per cached key), first.
+
+LLMLingua's compression is in ``llmlingua``.
 
 Sorting is stable, so ties keep the earliest position first.
 """
@@ -87,30 +82,5 @@ class HeavyHitters:
         return Ranking(sorted(range(n), key=lambda j: received[j])[:n_delete])
 
 
-class LLMLingua:
-    name = "llmlingua"
-    help = ("LLMLingua-style: segment by segment, delete the tokens of least self-information given "
-            "the kept text before them")
-    settings = ("segment_tokens", "trajectory")
-
-    def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
-        from ..analysis import HEADLINE_KEEP
-        from ..ops import n_to_delete
-
-        target = config.keep_ratio or HEADLINE_KEEP
-        reasoning, n, size = layout.reasoning_ids, len(layout.reasoning_ids), config.segment_tokens
-        context, keys = list(layout.prompt_ids), {}
-        for start in range(0, n, size):
-            segment = range(start, min(start + size, n))
-            state = engine.state(context + [reasoning[j] for j in segment], len(context), 0)
-            info = (-state.tlp[len(context):]).tolist()  # self-information, as the engine scores it
-            ascending = sorted(segment, key=lambda j: info[j - start])
-            dropped = n_to_delete(len(segment), target)
-            for q, j in enumerate(ascending):
-                keys[j] = (q >= dropped, (q + 1) / len(segment), info[j - start])
-            context += [reasoning[j] for j in segment if j not in ascending[:dropped]]
-        return Ranking(sorted(range(n), key=lambda j: keys[j])[:n_delete])
-
-
-for _method in (Random(), Truncate(), Surprisal(), Attention(), HeavyHitters(), LLMLingua()):
+for _method in (Random(), Truncate(), Surprisal(), Attention(), HeavyHitters()):
     register(_method)

@@ -26,7 +26,7 @@ class PruneConfig:
     state (``grid``, NaN between) or after every deletion (``full``); searches always record all.
     ``pruner``: the ``learned`` method's pruner directory (None: the one that ships for the model);
     ``passes``: ``learned`` ranks in this many passes, each on the chain the earlier ones left;
-    ``segment_tokens``: ``llmlingua``'s segment length in tokens; ``compressed``: ``import``'s
+    ``segment_tokens``: ``llmlingua``'s window and ``llmlingua-segments``' segment length in tokens; ``compressed``: ``import``'s
     JSONL file; ``rewriter``: ``rewrite``'s model (None: the pruner itself).
     """
 
