@@ -131,14 +131,21 @@ distill-templates: setup
 
 # Distillation at the paper's keep ratios: docs/distillation-plan.md, committed before any of these students
 # trained. The runs of distill-templates read at keep 0.8, 0.9 and 0.7 (greedy-words and truncate also at
-# 0.5), beside the controls; 3 seeds at keep 0.8 and 0.5, one at 0.9 and 0.7; evaluated on 500 in-template
+# 0.5) and llmlingua's token-level rules at each ratio (a run per ratio, about 18 min each here), beside the
+# controls; 3 seeds at keep 0.8 and 0.5, one at 0.9 and 0.7; evaluated on 500 in-template
 # problems with no twin of a training problem. Resumable student by student (about 25 min each on this CPU);
 # the evidence (generations, training records, drift, training sets) is kept in git, the weights are not;
 # `prunelens distill --report $(PAPER_DISTILL)` recomputes every table from it.
 PAPER_DISTILL := experiments/distill-paper
 PAPER_RUNS := greedy greedy-words truncate random learned
+PAPER_KEEPS := 0.8 0.9 0.7
 distill-paper: setup
+	for r in $(PAPER_KEEPS); do \
+	  HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens prune --data gsm-symbolic:templates=$(TEMPLATES) --limit 300 \
+	    --method llmlingua --keep-ratio $$r --out $(TCMP)/llmlingua-$$r || exit 1; \
+	done
 	HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens distill $(foreach m,$(PAPER_RUNS),--run $(m)=$(TCMP)/$(m)) \
+	  $(foreach r,$(PAPER_KEEPS),--run llmlingua@$(r)=$(TCMP)/llmlingua-$(r)) \
 	  --run greedy-words@0.5=$(TCMP)/greedy-words --run truncate@0.5=$(TCMP)/truncate --keep-ratio 0.8,0.9,0.7 \
 	  --epochs 3 --lr 1e-4 --eval in=gsm-symbolic:templates=$(TEMPLATES) --seed 1 --eval-limit 500 \
 	  --max-new-tokens 100 --seeds 0 --seeds-for @0.8=0,1,2 --seeds-for @0.5=0,1,2 --seeds-for full=0,1,2 \
