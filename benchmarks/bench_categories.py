@@ -18,7 +18,8 @@ import argparse
 import json
 from pathlib import Path
 
-from prunelens.categories import DISPLAY, LABELS, RuleAnnotator, evaluate, load_gold
+from prunelens.categories import RuleAnnotator, evaluate, load_gold
+from prunelens.schema import DISPLAY, LABELS
 from prunelens.store import write_text
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,8 +23,7 @@ import pandas as pd
 import torch
 
 from prunelens.cluster import RayOptions
-from prunelens.data import load_examples
-from prunelens.layout import select_short
+from prunelens.data import select_examples
 from prunelens.models import load_model
 from prunelens.pruning import prune_examples
 from prunelens.store import write_text
@@ -46,7 +45,7 @@ def main() -> None:
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)  # timings of a resumed run would be meaningless
     model = load_model("smollm2-135m", "cpu")
-    examples = select_short(load_examples(f"gsm8k:{GSM8K}"), model.tokenizer, args.max_tokens, args.limit)
+    examples = select_examples(f"gsm8k:{GSM8K}", model.tokenizer, max_tokens=args.max_tokens, limit=args.limit)
     cores = os.cpu_count() or 1
     torch.set_num_threads(cores)
     start = time.perf_counter()

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from prunelens import load_examples, load_model, render
-from prunelens.features import sequence_features
+from prunelens.hooked import sequence_features
 from prunelens.store import write_text
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from prunelens.analysis import category_survival, normalised_objective, order_agreement
-from prunelens.categories import DISPLAY, annotate_run
+from prunelens.categories import annotate_run
+from prunelens.schema import DISPLAY
 from prunelens.data import Example
 from prunelens.models import load_model
 from prunelens.pruning import METHODS, prune_examples, writes_text

@@ -30,7 +30,7 @@ import torch
 from scipy.stats import spearmanr
 
 from prunelens import load_examples, load_model, prune, render
-from prunelens.analysis import COMPARE_KEEPS
+from prunelens.schema import COMPARE_KEEPS
 from prunelens.ops import n_to_delete
 from prunelens.pruning import Engine, NaiveReference, PruneConfig
 from prunelens.store import write_text

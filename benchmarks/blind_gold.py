@@ -19,7 +19,8 @@ import json
 import random
 from pathlib import Path
 
-from prunelens.categories import LABELS, units
+from prunelens.categories import units
+from prunelens.schema import LABELS
 from prunelens.data import load_examples
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from prunelens.analysis import COMPARE_KEEPS, normalised_objective
+from prunelens.analysis import normalised_objective
+from prunelens.schema import COMPARE_KEEPS
 from prunelens.models import load_model
 from prunelens.ops import n_to_delete
 from prunelens.pruning import Engine

@@ -106,7 +106,7 @@ def test_order_agreement_by_hand():
     assert row.spearman == pytest.approx(0.8) and row.same_first == 0
     assert row["agree@0.75"] == 0.5 and row["agree@0.5"] == 1.0 and row["agree@0.25"] == 1.0
     assert order_agreement(first, first).iloc[0].same_first == 4
-    with pytest.raises(ValueError, match="tokenise a differently"):
+    with pytest.raises(RunError, match="tokenise a differently"):
         order_agreement(first, second.assign(token_id=[5, 6, 7, 9]))
 
 
@@ -128,7 +128,7 @@ def test_analyze_writes_every_table_with_grouped_cv(full_run):
     assert set(drops.target) == {"drop", "post_objective"}
     assert drops[["pearson", "spearman", "r2"]].notna().all().all()
     assert tables["category_pairs"].p_bh.between(0, 1).all()
-    assert set(headline(tables)) >= {"attention->rank spearman (ridge)", "ratio@0.5 SYMBOLIC_MATH", "broken numbers@0.5",
+    assert set(headline(tables)) >= {"attention->rank spearman (ridge)", "ratio@0.5 SymbMath", "broken numbers@0.5",
                                      "attention->post-deletion objective pearson (best)"}
 
 
@@ -137,7 +137,7 @@ def test_cross_predict_cannot_learn_an_example_it_holds_out():
     sample, but says nothing about held-out examples: out-of-fold predictions must not follow it."""
     from sklearn.linear_model import LinearRegression
 
-    from prunelens.analysis import cross_predict
+    from prunelens.modelling import cross_predict
 
     rng = np.random.default_rng(0)
     groups = np.repeat(np.arange(30), 10)  # 30 examples of 10 tokens
@@ -361,7 +361,7 @@ def test_dynamic_scores_equal_the_naive_reference_at_each_keep_ratio(full_run, t
     leaves at r with that token deleted too; features are those of that pruned chain."""
     from prunelens.analysis import dynamic_regression
     from prunelens.dynamic import dynamic_run
-    from prunelens.features import sequence_features
+    from prunelens.hooked import sequence_features
     from prunelens.layout import Layout
     from prunelens.pruning import NaiveReference
 

@@ -4,10 +4,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from prunelens.categories import (LABELS, DemoAnnotator, RuleAnnotator, annotate_examples, annotate_run,
-                                  evaluate, export_demo, import_demo, load_gold)
-from prunelens.data import DataError, Example
-from prunelens.layout import render
+from prunelens.categories import (DemoAnnotator, RuleAnnotator, annotate_examples, annotate_run, evaluate,
+                                  export_demo, import_demo, load_gold)
+from prunelens.schema import LABELS
+from prunelens.data import DataError
 from prunelens.pruning import prune_examples
 
 DATA = Path(__file__).parent / "data"
@@ -114,7 +114,7 @@ def test_annotate_run_and_demo_round_trip(pruned_run, tmp_path):
 
 
 def test_annotate_raw_data_tokenises_like_prune(tiny_model, short_chains, pruned_run, tmp_path):
-    path = annotate_examples(tiny_model, short_chains[:3], tmp_path)
+    path = annotate_examples(tiny_model.tokenizer, short_chains[:3], tmp_path)
     raw = pd.read_parquet(path)
     assert raw.equals(pd.read_parquet(annotate_run(pruned_run)))
 

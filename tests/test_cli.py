@@ -82,8 +82,9 @@ def test_output_paths_of_the_wrong_kind(tmp_path, capsys):
     assert "is a file, not a directory" in capsys.readouterr().err
 
 
-def test_no_module_level_import_cycle():
-    """Module-level imports between prunelens modules form no cycle (imports inside functions are lazy)."""
+def _import_graph() -> dict[str, set[str]]:
+    """Every import between prunelens modules, at any depth of the code (inside functions too), but not
+    those under ``if TYPE_CHECKING:``, which never run."""
     import ast
     from pathlib import Path
 
@@ -95,17 +96,33 @@ def test_no_module_level_import_cycle():
         parts = path.relative_to(root.parent).with_suffix("").parts
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        tree = ast.parse(path.read_text())
+        typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                       and getattr(node.test, "id", "") == "TYPE_CHECKING" for n in ast.walk(node)}
         edges = set()
-        for node in ast.parse(path.read_text()).body:  # top level only
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
             if isinstance(node, ast.ImportFrom) and node.level:
                 base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
                 target = f"{base}.{node.module}" if node.module else base
                 edges.add(target)
                 edges.update(f"{target}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("prunelens"):
+                edges.add(node.module)
+                edges.update(f"{node.module}.{a.name}" for a in node.names)
             elif isinstance(node, ast.Import):
                 edges.update(a.name for a in node.names if a.name.startswith("prunelens"))
         graph[name] = edges
-    graph = {k: {e for e in v if e in graph and e != k} for k, v in graph.items()}
+    return {k: {e for e in v if e in graph and e != k} for k, v in graph.items()}
+
+
+def test_no_import_cycle_anywhere_in_the_package():
+    """No two prunelens modules import each other, directly or through others, function-level imports
+    included (a package's __init__ and its own modules aside: the __init__ only re-exports them)."""
+    graph = _import_graph()
+    for name, edges in graph.items():  # a package's __init__ importing its modules is the package itself
+        graph[name] = {e for e in edges if not (e.startswith(name + ".") and name in {k.rsplit(".", 1)[0] for k in graph})}
 
     def visit(node, trail):
         assert node not in trail, " -> ".join(trail + [node])
@@ -114,6 +131,16 @@ def test_no_module_level_import_cycle():
 
     for module in graph:
         visit(module, [])
+
+
+def test_pruning_imports_no_study_module():
+    """Pruning, the first stage, imports no later one: not the study (analysis, categories, figures,
+    viewer), not dynamic, features or distill."""
+    later = ("prunelens.analysis", "prunelens.categories", "prunelens.figures", "prunelens.viewer",
+             "prunelens.dynamic", "prunelens.features", "prunelens.distill", "prunelens.run", "prunelens.cli")
+    for name, edges in _import_graph().items():
+        if name.startswith("prunelens.pruning"):
+            assert not [e for e in edges if e.startswith(later)], (name, sorted(e for e in edges if e.startswith(later)))
 
 
 def test_merge_refuses_a_directory_that_is_not_a_run(tmp_path, capsys):
@@ -150,19 +177,18 @@ def test_annotate_on_an_empty_data_file_is_one_line(tmp_path, capsys):
 
 
 def test_shards_take_their_share_of_the_cores(monkeypatch):
-    import argparse
     import os
 
     import torch
 
-    from prunelens.cli import _set_threads
+    from prunelens.ops import set_threads
 
     before = torch.get_num_threads()
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     try:
-        _set_threads(argparse.Namespace(threads=None, shard="1/4"))
+        set_threads(None, shard="1/4")
         assert torch.get_num_threads() == 2
-        _set_threads(argparse.Namespace(threads=3, shard="1/4"))  # --threads overrides
+        set_threads(3, shard="1/4")  # --threads overrides
         assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
-from prunelens.features import features_run, hoyer, sequence_features, small_share
+from prunelens.features import features_run
+from prunelens.hooked import hoyer, sequence_features, small_share
 from prunelens.layout import render
 from prunelens.ops import n_to_delete
 from prunelens.pruning import prune_examples
@@ -55,7 +56,7 @@ def test_attention_features_equal_plain_transformers(model, short_chains):
 def test_features_run_writes_a_keyed_table_and_resumes(tiny_model, short_chains, tmp_path):
     run = tmp_path / "run"
     prune_examples(tiny_model, short_chains[:2], run, method="greedy", show_progress=False)
-    path = features_run(tiny_model, run, at_keep=[0.5], show_progress=False)
+    path = features_run(tiny_model, run, at_keep=[0.5], show_progress=False)["path"]
     feats = pd.read_parquet(path)
     tokens = pd.read_parquet(run / "tokens.parquet")
     assert feats[["example_id", "position"]].equals(tokens[["example_id", "position"]])
@@ -71,7 +72,7 @@ def test_features_run_writes_a_keyed_table_and_resumes(tiny_model, short_chains,
     rows = feats[feats.example_id == short_chains[0].id]
     assert rows["surprisal@0.5"].isna().to_numpy().tolist() == gone.to_numpy().tolist()
     # resuming does no new work; other settings are refused
-    assert features_run(tiny_model, run, at_keep=[0.5], show_progress=False) == path
+    assert features_run(tiny_model, run, at_keep=[0.5], show_progress=False)["path"] == path
     with pytest.raises(RunError, match="at_keep"):
         features_run(tiny_model, run, show_progress=False)
 
@@ -88,5 +89,5 @@ def test_layers_option_and_bad_layers(tiny_model, short_chains, tmp_path):
 def test_features_refuse_a_run_of_another_model(model, tiny_model, short_chains, tmp_path):
     run = tmp_path / "run"
     prune_examples(tiny_model, short_chains[:1], run, method="truncate", show_progress=False)
-    with pytest.raises(ValueError, match="pass --model to match"):
+    with pytest.raises(RunError, match="pass --model to match"):
         features_run(model, run, show_progress=False)

@@ -33,7 +33,7 @@ def test_learned_in_two_passes_reranks_the_chain_the_first_pass_left(tiny_model,
                                                                      tiny_pruner):
     """passes=2: the first half of the deletions sorts the predictions on the features stage's table
     of the whole chain; the rest sorts fresh predictions on the features of the chain left then."""
-    from prunelens.features import token_features
+    from prunelens.hooked import token_features
 
     pruner = load_pruner(tiny_pruner)
     example = short_chains[0]

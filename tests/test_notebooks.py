@@ -27,9 +27,13 @@ def outputs(book) -> str:
     return "".join(o.get("text", "") for cell in book.cells if cell.cell_type == "code" for o in cell.outputs)
 
 
-def test_quickstart(tiny_model):
-    book = execute("quickstart.ipynb", {"PRUNELENS_NB_MODEL": str(tiny_model.path)})
+def test_quickstart(tiny_model, tmp_path):
+    book = execute("quickstart.ipynb", {"PRUNELENS_NB_MODEL": str(tiny_model.path), "PRUNELENS_NB_DIR": str(tmp_path)})
     assert "first deleted:" in outputs(book) and "tokens ranked in" in outputs(book)
+    from prunelens import Run
+
+    tokens = Run(tmp_path).tokens()  # the run the notebook made: order, features and categories in one table
+    assert tokens.example_id.nunique() == 2 and {"rank_norm", "attn_answer.mean", "category"} <= set(tokens.columns)
 
 
 def test_figures_notebook_builds_the_run_it_needs(tiny_model, tmp_path):

@@ -10,6 +10,7 @@ from prunelens.data import Example
 from prunelens.layout import render
 from prunelens.ops import n_to_delete, pick, pruned_ids, token_logprobs, trajectory_grid
 from prunelens.pruning import METHODS, Engine, NaiveReference, PruneConfig, prune, prune_examples, writes_text
+from prunelens.pruning.search import GreedyFast
 from prunelens.store import RunError, StageStore
 
 
@@ -123,7 +124,7 @@ def test_engine_refuses_positions_outside_the_reasoning(tiny_model, short_chains
 def test_the_engine_still_scores_after_the_hooked_model_ran(tiny_model, short_chains):
     """Features hook the same model through TransformerBridge; the engine's KV cache must survive it
     (transformers 5.24 renamed the cache argument that transformer-lens 4.3 reads, and it did not)."""
-    from prunelens.features import sequence_features
+    from prunelens.hooked import sequence_features
 
     layout = render(short_chains[2], tiny_model.tokenizer)
     p, n, a = len(layout.prompt_ids), len(layout.reasoning_ids), len(layout.post_ids)
@@ -414,7 +415,7 @@ def test_prune_examples_writes_tables_and_resumes(tiny_model, short_chains, tmp_
     prune_examples(tiny_model, examples, out, fast_share=0.3, show_progress=False)  # greedy ignores it
     fast = tmp_path / "fast"
     prune_examples(tiny_model, examples[:1], fast, method="greedy-fast", keep_ratio=0.8, show_progress=False)
-    with pytest.raises(RunError, match=f"fast_share={PruneConfig().fast_share} \\(now 0.3\\)"):
+    with pytest.raises(RunError, match=f"fast_share={GreedyFast().share} \\(now 0.3\\)"):
         prune_examples(tiny_model, examples, fast, method="greedy-fast", keep_ratio=0.8, fast_share=0.3,
                        show_progress=False)
 

@@ -1,11 +1,15 @@
 """prunelens: which tokens of a reasoning chain does a language model actually need?
 
-Three lines from a notebook::
+A run in a notebook::
 
-    from prunelens import load_model, load_examples, prune_examples
+    from prunelens import Run, load_model
     model = load_model()                                   # embedded SmolLM2-135M-Instruct
-    prune_examples(model, load_examples("gsm-symbolic", limit=3), "runs/nb")
+    run = Run("runs/nb")
+    run.prune(model, "gsm-symbolic", limit=3, max_tokens=40)
+    run.features(); run.annotate()
+    run.tokens()                                           # order, features and categories, one row per token
 
+One chain in memory: ``prune(model, example)`` returns a result with ``.table()`` and ``.features()``.
 Importing the package is cheap: each name below is imported from its module on first use.
 """
 
@@ -15,16 +19,18 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .data import Example, load_examples
+    from .data import Example, load_examples, select_examples
     from .layout import Layout, render
     from .models import PrunerModel, load_model
-    from .pruning import PruneConfig, PruneResult, prune, prune_examples
+    from .pruning import METHODS, PruneConfig, PruneResult, prune, prune_examples
+    from .run import Run
 
-_LAZY = {"Example": "data", "load_examples": "data", "Layout": "layout", "render": "layout",
-         "PrunerModel": "models", "load_model": "models", "PruneConfig": "pruning", "PruneResult": "pruning",
-         "prune": "pruning", "prune_examples": "pruning"}
+_LAZY = {"Example": "data", "load_examples": "data", "select_examples": "data", "Layout": "layout",
+         "render": "layout", "PrunerModel": "models", "load_model": "models", "METHODS": "pruning",
+         "PruneConfig": "pruning", "PruneResult": "pruning", "prune": "pruning", "prune_examples": "pruning",
+         "Run": "run"}
 __all__ = sorted(_LAZY)
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name: str):

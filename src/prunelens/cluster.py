@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import USER_ERRORS, RunError
+from .errors import RunError, SettingsError, USER_ERRORS
 from .ops import progress_bar
 
 
@@ -65,13 +65,13 @@ class RayOptions:
 
     def __post_init__(self) -> None:
         if not self.address:
-            raise ValueError("--ray needs an address: local, auto or HOST:PORT")
+            raise SettingsError("--ray needs an address: local, auto or HOST:PORT")
         if self.workers is not None and self.workers < 1:
-            raise ValueError(f"--ray-workers {self.workers} is not a positive number")
+            raise SettingsError(f"--ray-workers {self.workers} is not a positive number")
         if self.cpus < 1:
-            raise ValueError(f"--threads {self.cpus} is not a positive number")
+            raise SettingsError(f"--threads {self.cpus} is not a positive number")
         if self.retries < 0:
-            raise ValueError(f"retries {self.retries} is negative")
+            raise SettingsError(f"retries {self.retries} is negative")
 
 
 def connect(options: RayOptions) -> str:

@@ -227,3 +227,45 @@ def load_examples(source: str = "gsm-symbolic", limit: int | None = None, seed: 
         said = f"all {len(report)} line(s) were bad" if report else "it is empty"
         raise DataError(f"{source} has no examples: {said}")
     return examples
+
+
+SCAN = 100  # a generated source is filtered from at most this many candidates per example wanted
+
+
+def select_examples(examples: str | Iterable[Example], tokenizer=None, *, limit: int | None = None,
+                    min_tokens: int = 0, max_tokens: int | None = None, seed: int = 0, skip_bad: bool = False,
+                    skipped: list[str] | None = None) -> list[Example]:
+    """The examples a run takes: the first ``limit`` of ``examples`` (a source, as ``load_examples``
+    reads it, or Example objects) whose reasoning has ``min_tokens..max_tokens`` tokens of
+    ``tokenizer`` (a tokenizer, or a function that makes one: called only with a token filter, once
+    the arguments are checked and the examples read). A generated source makes up to ``SCAN`` times
+    ``limit`` candidates to filter (the first that pass, in stream order); a file is read whole. Bad arguments and a filter nothing passes are
+    one-line errors; nothing here needs a model's weights."""
+    from .errors import SettingsError
+
+    if max_tokens is not None and max_tokens < 1:
+        raise SettingsError(f"--max-tokens {max_tokens}: give a positive number of tokens")
+    if limit is not None and limit < 1:
+        raise SettingsError(f"--limit {limit}: give a positive number of examples")
+    filtered = max_tokens is not None or bool(min_tokens)
+    if isinstance(examples, str):
+        source = examples
+        pool = (SCAN * (limit or 100) if is_generated(source) else None) if filtered else limit
+        examples = load_examples(source, pool, seed, skip_bad, skipped)
+    else:
+        source, examples = "the examples", list(examples)
+    if not filtered:
+        return list(examples)[:limit]
+    chosen = []
+    if not hasattr(tokenizer, "encode"):
+        tokenizer = tokenizer()
+    for example in examples:
+        if limit is not None and len(chosen) >= limit:
+            break
+        n = len(tokenizer(example.reasoning, add_special_tokens=False)["input_ids"])
+        if min_tokens <= n and (max_tokens is None or n <= max_tokens):
+            chosen.append(example)
+    if not chosen:
+        raise DataError(f"no example of {source} has {min_tokens}..{max_tokens or 'any'} reasoning tokens: "
+                        "nothing to do, nothing written")
+    return chosen

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import RunError
-from .ops import n_to_delete, progress_bar
+from .errors import RunError, SettingsError
+from .ops import kept_positions, progress_bar
 from .schema import DYNAMIC, EXAMPLES, read_table
 from .store import StageStore
 
@@ -27,16 +27,13 @@ DYNAMIC_KEEPS = (1.0, 0.75, 0.5, 0.25)
 
 def example_dynamic(model, engine, row: pd.Series, keeps: Sequence[float] = DYNAMIC_KEEPS) -> pd.DataFrame:
     """Rows of one example (a row of ``examples.parquet``) at each keep ratio of ``keeps``."""
-    from .features import sequence_features
+    from .hooked import sequence_features
 
     prompt, reasoning, post = list(row.prompt_ids), list(row.reasoning_ids), list(row.post_ids)
     n, order = len(reasoning), list(row.order)
     frames = []
     for keep in keeps:
-        if n_to_delete(n, keep) > len(order):
-            raise RunError(f"{row.example_id}: the run stopped before keep ratio {keep:g}")
-        gone = set(order[: n_to_delete(n, keep)])
-        kept = [j for j in range(n) if j not in gone]
+        kept = kept_positions(row.example_id, order, n, keep)
         if len(kept) < 2:  # deleting the last token leaves no chain to score
             continue
         ids = prompt + [reasoning[j] for j in kept] + post
@@ -62,7 +59,7 @@ def dynamic_run(model, run: str | Path, keeps: Sequence[float] = DYNAMIC_KEEPS, 
         raise RunError(f"{run} was pruned with {sorted(set(examples.model))}, not {model.name!r}: pass --model to match")
     bad = [k for k in keeps if not 0 < k <= 1]
     if bad:
-        raise ValueError(f"keep ratios {bad} are not in (0, 1]")
+        raise SettingsError(f"keep ratios {bad} are not in (0, 1]")
     store = StageStore(run, DYNAMIC, (DYNAMIC,))
     store.check_config({"model": model.name, "keeps": list(keeps)})
     engine = Engine(model, examples.objective.iloc[0])

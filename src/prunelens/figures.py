@@ -18,10 +18,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .analysis import HEADLINE_KEEP, _spearman  # noqa: E402
-from .categories import COLOURS, DISPLAY, LABELS, colour  # noqa: E402
 from .errors import RunError  # noqa: E402
-from .schema import ANALYSIS, EXAMPLES, HEADLINE_FEATURE, feature_names, load_tokens, read_table  # noqa: E402
+from .modelling import spearman  # noqa: E402
+from .schema import (ANALYSIS, COLOURS, DISPLAY, EXAMPLES, HEADLINE_FEATURE, HEADLINE_KEEP, LABELS, colour,  # noqa: E402
+                     feature_names, load_tokens, read_table)
 
 
 def save_figure(fig, out: Path, name: str) -> list[Path]:
@@ -82,7 +82,7 @@ def heatmap_figure(tokens: pd.DataFrame, title: str):
     grid = np.full((len(layers), len(heads)), np.nan)
     y = frame.rank_norm.to_numpy(float)
     for name in names:
-        grid[layers.index(name.layer), heads.index(name.head)] = _spearman(frame[str(name)].to_numpy(float), y)
+        grid[layers.index(name.layer), heads.index(name.head)] = spearman(frame[str(name)].to_numpy(float), y)
     fig, ax = plt.subplots(figsize=(1 + 0.45 * len(heads), 1 + 0.22 * len(layers)))
     limit = np.nanmax(np.abs(grid)) if np.isfinite(grid).any() else 1
     image = ax.imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
@@ -97,7 +97,7 @@ def predicted_figure(predictions: pd.DataFrame, title: str):
     column = next(c for c in ("all/boosting", "attention/boosting", "all/ridge", "attention/ridge") if c in predictions)
     fig, ax = plt.subplots(figsize=(4.8, 4.5))
     ax.hexbin(predictions.rank_norm, predictions[column], gridsize=30, cmap="Blues", mincnt=1)
-    rho = _spearman(predictions.rank_norm.to_numpy(float), predictions[column].to_numpy(float))
+    rho = spearman(predictions.rank_norm.to_numpy(float), predictions[column].to_numpy(float))
     ax.plot([0, 1], [0, 1], "k--", lw=1)
     ax.set(xlabel="actual rank (deletion step / N)", ylabel=f"predicted ({column}, grouped CV)",
            title=f"Predicted vs actual rank: {title}\nSpearman {rho:.2f}")
@@ -148,7 +148,7 @@ def position_figure(tokens: pd.DataFrame, title: str):
     position = frame.position / frame.groupby("example_id").position.transform("size")
     fig, ax = plt.subplots(figsize=(4.8, 4.5))
     ax.hexbin(position, frame.rank_norm, gridsize=25, cmap="Purples", mincnt=1)
-    rho = _spearman(position.to_numpy(float), frame.rank_norm.to_numpy(float))
+    rho = spearman(position.to_numpy(float), frame.rank_norm.to_numpy(float))
     ax.set(xlabel="position in chain / N", ylabel="deletion step / N", title=f"Position vs deletion: {title}\nSpearman {rho:.2f}")
     return fig
 

@@ -124,15 +124,3 @@ def render_text(example: Example, tokenizer) -> str:
     """The text whose tokens ``render`` returns: prompt + reasoning + answer line + end of turn."""
     prompt, end = template_parts(tokenizer, example.question)
     return prompt + example.reasoning + ANSWER_PREFIX + example.answer + end
-
-
-def select_short(examples, tokenizer, max_tokens: int | None, limit: int | None = None, min_tokens: int = 0) -> list:
-    """The first ``limit`` examples whose reasoning has ``min_tokens..max_tokens`` tokens, in order."""
-    chosen = []
-    for example in examples:
-        if limit is not None and len(chosen) >= limit:
-            break
-        n = len(tokenizer(example.reasoning, add_special_tokens=False)["input_ids"])
-        if min_tokens <= n and (max_tokens is None or n <= max_tokens):
-            chosen.append(example)
-    return chosen

@@ -162,7 +162,11 @@ def publish(tmp: Path, target: Path) -> None:
 
 
 def resolve_model_path(name: str) -> Path | str:
-    """The directory or hub id transformers should load for ``name`` (converting an embedded model once)."""
+    """The directory transformers should load for ``name`` (converting an embedded model once): an
+    embedded name, a local directory, or a Hugging Face id (``org/name[@REVISION]``) from the local
+    cache. A name that is none of these fails at once, suggesting the embedded names it is close
+    to; an id not in the cache is looked up on the hub only where the hub may be reached
+    (``HF_HUB_OFFLINE`` unset)."""
     if name in EMBEDDED:
         target = cache_root() / name
         if not (target / "config.json").exists():
@@ -176,7 +180,50 @@ def resolve_model_path(name: str) -> Path | str:
                 f"{' or '.join(EMBEDDED)} (embedded), a local model directory, or a Hugging Face id "
                 "(org/name) already in the cache")
         return path
+    repo, _, revision = name.partition("@")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo, revision=revision or None, local_files_only=True))
+    except Exception:  # not in the cache: whatever the hub client says offline
+        if "/" in repo and os.environ.get("HF_HUB_OFFLINE") not in ("1", "true", "True", "YES", "yes"):
+            return name  # transformers may still fetch it
+    import difflib
+
+    close = difflib.get_close_matches(name, list(EMBEDDED), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise ModelLoadError(f"model {name!r} is not an embedded model ({', '.join(EMBEDDED)}), a local directory or a "
+                         f"Hugging Face id in the local cache: {hint}no hub download is possible offline")
+
+
+def model_id(name: str) -> str:
+    """How a run records a model, whatever string named it: an embedded name as it is, a local
+    directory as its absolute path, a Hugging Face id with the revision of its cached copy
+    (``org/name@REVISION``) where one is cached, else as it is."""
+    if name in EMBEDDED or "@" in name:
+        return name
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return str(path.resolve())
+    if name.count("/") == 1 and not name.startswith((".", "/", "~")):
+        try:
+            from huggingface_hub import snapshot_download
+
+            return f"{name}@{Path(snapshot_download(name, local_files_only=True)).name}"
+        except Exception:  # not in the cache (any error the hub client gives offline): the id alone
+            return name
     return name
+
+
+def describe(name: str = DEFAULT_MODEL, device: str | None = None) -> dict[str, Any]:
+    """A model's name, shape and where it is, without loading its weights; the device and dtype are
+    those ``load_model`` would use."""
+    import torch
+
+    device = device or default_device()
+    info = load_model(name, device, weights=False).info()
+    return {**info, "device": device, "dtype": str(torch.float32 if device == "cpu" else torch.bfloat16).removeprefix(
+        "torch.")}
 
 
 def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: torch.dtype | None = None,
@@ -201,7 +248,7 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: torc
         if not weights:
             with torch.device("meta"):
                 hf = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path), dtype=dtype)
-            return PrunerModel(name=name, hf=hf.eval(), tokenizer=tokenizer, path=path)
+            return PrunerModel(name=model_id(name), hf=hf.eval(), tokenizer=tokenizer, path=path)
         hf = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation=attention)
     except OSError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -210,4 +257,4 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: torc
             "already in the Hugging Face cache (no hub download is possible offline)"
         ) from None
     hf.to(device).eval()
-    return PrunerModel(name=name, hf=hf, tokenizer=tokenizer, path=path)
+    return PrunerModel(name=model_id(name), hf=hf, tokenizer=tokenizer, path=path)

@@ -5,7 +5,9 @@
 - ``trajectory_grid``: the states a baseline's trajectory is scored at by default;
 - ``token_logprobs``: log p(target) from logits, in float32;
 - ``pruned_ids``: the token ids of a chain with some reasoning tokens kept;
-- ``progress_bar``: tqdm's automatic bar, quiet about a missing notebook widget.
+- ``kept_positions``: the positions a deletion order keeps at a keep ratio;
+- ``progress_bar``: tqdm's automatic bar, quiet about a missing notebook widget;
+- ``set_threads``: torch's CPU threads for a process, or a shard's share of the cores.
 """
 
 from __future__ import annotations
@@ -31,11 +33,44 @@ def progress_bar(*args, **kwargs):
     return tqdm(*args, **kwargs)
 
 
+def set_threads(threads: int | None, shard: str | None = None) -> None:
+    """Torch threads: ``threads``, else each of n shards (``shard`` ``i/n``) takes 1/n of the cores
+    (shards slow each other down many times over when each takes them all); neither: torch's own."""
+    import os
+
+    import torch
+
+    if threads is None and shard:
+        threads = max(1, (os.cpu_count() or 1) // int(shard.split("/")[1]))
+    if threads is not None:
+        if threads < 1:
+            from .errors import SettingsError
+
+            raise SettingsError(f"--threads {threads} is not a positive number")
+        torch.set_num_threads(threads)
+
+
 def n_to_delete(n: int, keep_ratio: float) -> int:
     """How many of ``n`` tokens go so that ``keep_ratio`` of them stay (rounded to nearest)."""
     if not 0.0 <= keep_ratio <= 1.0:
-        raise ValueError(f"keep ratio {keep_ratio} is not between 0 and 1")
+        from .errors import SettingsError
+
+        raise SettingsError(f"keep ratio {keep_ratio} is not between 0 and 1")
     return n - int(round(keep_ratio * n))
+
+
+def kept_positions(example_id: str, order: Sequence[int], n: int, keep_ratio: float) -> list[int]:
+    """The positions of ``n`` tokens still there once a deletion ``order`` reaches ``keep_ratio``
+    (token by token; ``schema.present_at`` keeps a cut word whole). An ``ExampleError`` where the
+    order stops before that ratio."""
+    k = n_to_delete(n, keep_ratio)
+    if len(order) < k:
+        from .errors import ExampleError
+
+        raise ExampleError(f"{example_id}: the run kept more than {keep_ratio:g} of the tokens (it stopped "
+                           f"before keep ratio {keep_ratio:g}): prune with a lower --keep-ratio")
+    gone = set(order[:k])
+    return [j for j in range(n) if j not in gone]
 
 
 def trajectory_grid(n: int, n_deleted: int, step: float = GRID_STEP) -> list[int]:

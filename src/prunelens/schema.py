@@ -18,6 +18,9 @@ A run directory holds tidy Parquet tables joined on ``KEYS = (example_id, positi
 ``chains_at(run, keep_ratio)`` is the one way to read the chain any run leaves at a keep ratio,
 from a deletion order or from compressed text alike; ``present_at`` says which tokens it keeps (a
 keep ratio never cuts a unit: one partly deleted there is kept whole).
+
+The constants every stage shares live here too: the objectives, the keep ratios runs are read
+at, and the six category labels with their display names and colours.
 """
 
 from __future__ import annotations
@@ -25,12 +28,33 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
-from .errors import RunError
+from .errors import RunError, SettingsError
 from .ops import n_to_delete
+
+if TYPE_CHECKING:  # the tables' libraries load with the first table read: constants alone stay light
+    import numpy as np
+    import pandas as pd
+
+OBJECTIVES = ("reason-answer", "answer")  # what a pruning run keeps likely (see ``pruning.engine``)
+KEEP_RATIOS = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)  # the analysis' keep ratios
+HEADLINE_KEEP = 0.5  # the keep ratio runs are summarised and compared at
+COMPARE_KEEPS = (0.75, 0.5, 0.25)  # keep ratios of agreement and of the normalised objective
+
+# The six functional categories (docs/categories.md): the labels categories.parquet holds, their
+# display names and colours (figures and the viewer)
+LABELS = ("SYMBOLIC_MATH", "VERBAL_MATH", "ENTITY_NAME", "COREFERENCE", "META_DISCOURSE", "FUNCTION")
+DISPLAY = {"SYMBOLIC_MATH": "SymbMath", "VERBAL_MATH": "VerbalMath", "ENTITY_NAME": "EntName",
+           "COREFERENCE": "CoRef", "META_DISCOURSE": "MetaDisc", "FUNCTION": "Grammar"}
+COLOURS = {"SYMBOLIC_MATH": (98, 160, 202), "VERBAL_MATH": (180, 148, 209), "ENTITY_NAME": (107, 188, 107),
+           "COREFERENCE": (174, 136, 129), "META_DISCOURSE": (226, 104, 104), "FUNCTION": (255, 165, 85)}
+
+
+def colour(label: str) -> str:
+    """The category's colour as ``#rrggbb``."""
+    return "#%02x%02x%02x" % COLOURS[label]
+
 
 EXAMPLES, TOKENS, FEATURES, CATEGORIES, TEXTS = "examples", "tokens", "features", "categories", "texts"
 DYNAMIC = "dynamic"
@@ -109,6 +133,22 @@ def feature_names(columns) -> list[FeatureName]:
 HEADLINE_FEATURE = str(FeatureName("attn_answer", mean=True))  # attention from the answer, all layers and heads
 
 
+def feature_sets(columns) -> dict[str, list[str]]:
+    """Named groups of feature columns: attention, each layer's attention, sparsity, baseline, all.
+
+    Features recomputed on pruned chains (``@ratio``) are left out: they are missing for deleted tokens.
+    """
+    names = [n for n in feature_names(columns) if n.keep is None]
+    attention = [str(n) for n in names if n.kind == "attention"]
+    sparsity = [str(n) for n in names if n.kind == "sparsity"]
+    baseline = [str(n) for n in names if n.kind == "plain"]
+    sets = {"attention": attention, "sparsity": sparsity, "baseline": baseline,
+            "all": attention + sparsity + baseline}
+    for layer in sorted({n.layer for n in names if n.kind == "attention" and n.layer is not None}):
+        sets[f"attention L{layer}"] = [str(n) for n in names if n.kind == "attention" and n.layer == layer]
+    return {name: cols for name, cols in sets.items() if cols}
+
+
 def is_text_run(run: str | Path) -> bool:
     """Does ``run`` hold compressed texts (a text method's run) rather than a deletion order?"""
     return (Path(run) / f"{TEXTS}.parquet").exists()
@@ -116,6 +156,8 @@ def is_text_run(run: str | Path) -> bool:
 
 def read_table(run: str | Path, table: str) -> pd.DataFrame:
     """``RUN/TABLE.parquet``, or a clear error naming the stage that makes it."""
+    import pandas as pd
+
     path = Path(run) / f"{table}.parquet"
     if not path.exists() and table == TOKENS and is_text_run(run):
         raise RunError(f"{run} holds compressed texts, not a deletion order: token-level stages (features, "
@@ -127,6 +169,8 @@ def read_table(run: str | Path, table: str) -> pd.DataFrame:
 
 def load_tokens(run: str | Path) -> pd.DataFrame:
     """The run's token table joined with its features and categories where they exist."""
+    import pandas as pd
+
     run = Path(run)
     table = read_table(run, TOKENS)
     for name in (FEATURES, CATEGORIES):
@@ -139,6 +183,8 @@ def load_tokens(run: str | Path) -> pd.DataFrame:
 
 def _limits(tokens: pd.DataFrame, ratio: float) -> tuple[np.ndarray, np.ndarray]:
     """Per token row: deletions its chain needs to reach ``ratio``, and deletions the run made."""
+    import numpy as np
+
     n = tokens.groupby("example_id")["position"].transform("size").to_numpy()
     made = tokens["deleted_step"].notna().groupby(tokens["example_id"]).transform("sum").to_numpy()
     return np.array([n_to_delete(int(k), ratio) for k in n], dtype=int), made
@@ -157,6 +203,9 @@ def present_at(tokens: pd.DataFrame, ratio: float) -> pd.Series:
     the unit is kept whole: a chain keeps at most one unit more than the ratio asks, and never
     part of a word. Raises RunError where the run stopped before that ratio (the chain there is unknown).
     """
+    import numpy as np
+    import pandas as pd
+
     need, made = _limits(tokens, ratio)
     if (need > made).any():
         example = tokens["example_id"].to_numpy()[need > made][0]
@@ -174,6 +223,8 @@ def kept_text(tokens: pd.DataFrame, ratio: float) -> pd.DataFrame:
 
     Examples that keep no token are absent.
     """
+    import pandas as pd
+
     tokens = tokens.sort_values(list(KEYS), kind="stable")
     kept = tokens[present_at(tokens, ratio).to_numpy()].groupby("example_id", sort=False)["token_text"]
     return pd.DataFrame({"text": kept.agg("".join), "n_kept": kept.size()})
@@ -186,7 +237,7 @@ def chains_at(run: str | Path, keep_ratio: float) -> pd.DataFrame:
     ``n_tokens`` (reasoning tokens before pruning), ``n_kept``. Ratio 1 gives the whole chain.
     """
     if not 0.0 <= keep_ratio <= 1.0:
-        raise ValueError(f"keep ratio {keep_ratio} is not in [0, 1]")
+        raise SettingsError(f"keep ratio {keep_ratio} is not in [0, 1]")
     examples = read_table(run, EXAMPLES)
     if is_text_run(run):
         return _texts_at(run, examples, keep_ratio)
@@ -199,6 +250,8 @@ def chains_at(run: str | Path, keep_ratio: float) -> pd.DataFrame:
 
 
 def _texts_at(run: str | Path, examples: pd.DataFrame, keep_ratio: float) -> pd.DataFrame:
+    import numpy as np
+
     out = examples[["example_id", "question", "reasoning", "answer", "n_reasoning"]].rename(
         columns={"n_reasoning": "n_tokens"})
     if keep_ratio == 1.0:

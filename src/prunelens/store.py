@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from .errors import SettingsError
 from .errors import RunError  # noqa: F401  (re-exported: raised here, defined with the other user errors)
 
 
@@ -150,6 +151,6 @@ def shard_of(items: Iterable[Any], shard: str | None) -> list[Any]:
         return items
     match = re.fullmatch(r"(\d+)/(\d+)", shard)
     if not match or not 0 <= int(match[1]) < int(match[2]):
-        raise ValueError(f"shard {shard!r} is not i/n with 0 <= i < n")
+        raise SettingsError(f"shard {shard!r} is not i/n with 0 <= i < n")
     i, n = int(match[1]), int(match[2])
     return items[i::n]

@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .categories import DISPLAY, LABELS, colour
-from .schema import EXAMPLES, HEADLINE_FEATURE, load_tokens, read_table
+from .schema import DISPLAY, EXAMPLES, HEADLINE_FEATURE, LABELS, colour, load_tokens, read_table
 from .store import write_text
 
 HOVER_FEATURES = (HEADLINE_FEATURE, "attn_later.mean", "surprisal", "drop_first")

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..errors import SettingsError
+
 STYLES = ("chat", "instruct", "plain")  # prompt styles of evaluation (distill.evaluate.generate)
 CONTROLS = {"full": 1.0, "answer-only": 0.0}  # control conditions and the keep ratio each stands for
 
@@ -32,7 +34,7 @@ def parse_label(condition: str) -> tuple[str, float]:
     except ValueError:
         value = -1.0
     if not sep or not method or not 0.0 < value <= 1.0:
-        raise ValueError(f"condition {condition!r} is not METHOD@RATIO (a keep ratio in (0, 1]) or a control "
+        raise SettingsError(f"condition {condition!r} is not METHOD@RATIO (a keep ratio in (0, 1]) or a control "
                          f"({', '.join(CONTROLS)})")
     return method, value
 
@@ -41,7 +43,7 @@ def conditions(runs: Mapping[str, str | Path], keep_ratios: tuple[float, ...]) -
     """``{condition: (run, keep_ratio)}``: a run named ``NAME`` at every keep ratio, one named
     ``NAME@RATIO`` (a text run compressed to one ratio, say) at that ratio only."""
     if not runs:
-        raise ValueError("give at least one run to distil from")
+        raise SettingsError("give at least one run to distil from")
     out: dict[str, tuple[str, float]] = {}
     for name, run in runs.items():
         if "@" in name:
@@ -51,9 +53,9 @@ def conditions(runs: Mapping[str, str | Path], keep_ratios: tuple[float, ...]) -
             pairs = [(name, ratio) for ratio in keep_ratios]
         for method, ratio in pairs:
             if method in CONTROLS:
-                raise ValueError(f"{method} is a control's name: name the run otherwise")
+                raise SettingsError(f"{method} is a control's name: name the run otherwise")
             if label(method, ratio) in out:
-                raise ValueError(f"condition {label(method, ratio)} is given twice")
+                raise SettingsError(f"condition {label(method, ratio)} is given twice")
             out[label(method, ratio)] = (str(run), ratio)
     return out
 
@@ -75,9 +77,9 @@ class EvalSet:
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:
-            raise ValueError(f"eval set {self.name}: unknown style {self.style!r}: use one of {', '.join(STYLES)}")
+            raise SettingsError(f"eval set {self.name}: unknown style {self.style!r}: use one of {', '.join(STYLES)}")
         if self.limit < 1:
-            raise ValueError(f"eval set {self.name}: limit {self.limit} is not a positive number of problems")
+            raise SettingsError(f"eval set {self.name}: limit {self.limit} is not a positive number of problems")
 
 
 @dataclass(frozen=True)
@@ -111,30 +113,30 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         if not self.keep_ratios or not all(0.0 < r < 1.0 for r in self.keep_ratios):
-            raise ValueError(f"keep ratios {list(self.keep_ratios)} are not in (0, 1)")
+            raise SettingsError(f"keep ratios {list(self.keep_ratios)} are not in (0, 1)")
         if len(set(self.keep_ratios)) != len(self.keep_ratios):
-            raise ValueError(f"keep ratios repeat: {list(self.keep_ratios)}")
+            raise SettingsError(f"keep ratios repeat: {list(self.keep_ratios)}")
         for name in ("epochs", "learning_rate"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} {getattr(self, name)} is not positive")
+                raise SettingsError(f"{name} {getattr(self, name)} is not positive")
         for name in ("batch_size", "max_new_tokens", "eval_batch", "save_steps", "lora_rank", "kl_texts"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} {getattr(self, name)} is not a positive number")
+                raise SettingsError(f"{name} {getattr(self, name)} is not a positive number")
         if not self.seeds or not all(seeds for _, seeds in self.condition_seeds):
-            raise ValueError("give at least one seed")
+            raise SettingsError("give at least one seed")
         named = [name for name, _ in self.condition_seeds]
         if len(set(named)) != len(named):
-            raise ValueError(f"seeds given twice for a condition: {named}")
+            raise SettingsError(f"seeds given twice for a condition: {named}")
         for name in named:
             if name.startswith("@"):
                 parse_label("x" + name)
             elif "@" in name:
                 parse_label(name)
         if self.train_limit is not None and self.train_limit < 1:
-            raise ValueError(f"train_limit {self.train_limit} is not a positive number of problems")
+            raise SettingsError(f"train_limit {self.train_limit} is not a positive number of problems")
         names = [e.name for e in self.eval_sets]
         if len(set(names)) != len(names):
-            raise ValueError(f"eval set names repeat: {names}")
+            raise SettingsError(f"eval set names repeat: {names}")
 
     def seeds_of(self, condition: str) -> tuple[int, ...]:
         """The seeds of one condition's students (the most specific ``condition_seeds`` key wins)."""

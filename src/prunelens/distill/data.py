@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..data import Example
-from ..errors import RunError
+from ..errors import RunError, SettingsError
 from ..layout import render
 from ..schema import chains_at
 from ..store import natural_key
@@ -30,7 +30,7 @@ def training_sets(conditions: Mapping[str, tuple[str | Path, float]], limit: int
     """``{condition: rows}`` (``example_id, question, reasoning, answer``) for each ``(run, keep_ratio)``
     of ``conditions`` (``config.conditions``) and both controls, on the problems every run shares."""
     if not conditions:
-        raise ValueError("give at least one run to distil from")
+        raise SettingsError("give at least one run to distil from")
     # one-line error where a run falls short of its keep ratio
     sets = {name: chains_at(run, ratio) for name, (run, ratio) in conditions.items()}
     full = chains_at(next(iter(conditions.values()))[0], 1.0)

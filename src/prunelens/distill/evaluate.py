@@ -38,6 +38,7 @@ import re
 from collections.abc import Sequence
 from decimal import Decimal
 
+from ..errors import SettingsError
 from ..data import Example
 from ..layout import render, template_parts
 from ..numbers import NUMBER, normalise
@@ -152,7 +153,7 @@ def _prompt(tokenizer, question: str, style: str) -> str:
         return template_parts(tokenizer, INSTRUCT_PREFIX + question)[0]
     if style == "plain":
         return f"Question: {question}\nReasoning: "
-    raise ValueError(f"unknown prompt style {style!r}: use one of {', '.join(STYLES)}")
+    raise SettingsError(f"unknown prompt style {style!r}: use one of {', '.join(STYLES)}")
 
 
 def _stop_ids(tokenizer) -> list[int]:

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from ..errors import RunError
-from ..ops import progress_bar
+from ..errors import RunError, SettingsError
+from ..ops import progress_bar, set_threads
 from ..store import StageStore, write_table, write_text
 from .config import CONTROLS, DistillConfig, conditions, parse_label
 from .data import COLUMNS, student_tokens, training_sets
@@ -146,28 +146,32 @@ def _student(base, item: tuple[str, int | None], *, sets: dict, problems: dict, 
 
 
 def distill(runs: Mapping[str, str | Path], out: str | Path, config: DistillConfig, show_progress: bool = True,
-            ray: RayOptions | None = None) -> dict[str, pd.DataFrame]:
+            ray: RayOptions | None = None, threads: int | None = None) -> dict[str, pd.DataFrame]:
     """Train and evaluate every condition (see the module docstring); returns the report's tables.
 
     ``runs``: ``{NAME: RUN}`` (read at every keep ratio of ``config``) or ``{NAME@RATIO: RUN}`` (at that
     ratio only). With ``ray``, each student (the base model too) is a task for the workers of a Ray
     cluster (one GPU each, or ``ray.cpus`` CPUs), which write its files into ``out``: it must be on
-    storage every node sees. This process then reads them and writes the summaries.
+    storage every node sees. This process then reads them and writes the summaries. ``threads``:
+    torch's CPU threads here (without ``ray``).
     """
     from ..models import load_model
 
     if not config.eval_sets:
-        raise ValueError("give at least one eval set")
+        raise SettingsError("give at least one eval set")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise SettingsError(f"--out {out} is a file, not a directory")
     out = Path(out).resolve()  # absolute: Ray workers have another working directory
     sets = training_sets(conditions(runs, config.keep_ratios), config.train_limit)  # every run checked first
     unknown = config.unknown_seed_keys(set(sets))
     if unknown:
-        raise ValueError(f"seeds for {', '.join(unknown)}, which is not a condition: use one of {', '.join(sets)}")
+        raise SettingsError(f"seeds for {', '.join(unknown)}, which is not a condition: use one of {', '.join(sets)}")
     given = {k: _relative(v, out) for k, v in runs.items()}
     StageStore(out, "distill", ()).check_config({**config.recorded(), "runs": given}, ignore=SEED_SETTINGS + ("runs",))
     _grow_runs(out, given, sets)
     problems = _eval_problems(config, sets["full"], out)
     if ray is None:
+        set_threads(threads)
         base = load_model(config.student)
     else:  # the workers hold the weights; here only the tokenizer counts tokens
         from ..cluster import connect

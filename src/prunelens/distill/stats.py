@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 RESAMPLES = 10_000
+from ..errors import DataError
 
 
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = RESAMPLES, seed: int = 0) -> dict:
@@ -97,9 +98,9 @@ def read_plan(path: str | Path) -> dict:
         for k, row in enumerate(plan.get(part, [])):
             missing = [key for key in ("a", "b") if key not in row]
             if missing:
-                raise ValueError(f"{path}: {part}[{k}] has no '{missing[0]}'")
+                raise DataError(f"{path}: {part}[{k}] has no '{missing[0]}'")
     if "eval_set" not in plan:
-        raise ValueError(f"{path}: no 'eval_set'")
+        raise DataError(f"{path}: no 'eval_set'")
     return plan
 
 

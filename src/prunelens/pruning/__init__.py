@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import baselines, learned, llmlingua, search, texts  # noqa: F401  (register the methods)
-from .config import OBJECTIVES, PruneConfig
-from .registry import METHODS, Method, Ranking, TextMethod, register, writes_text
+from ..schema import OBJECTIVES
+from .config import PruneConfig
+from .registry import METHODS, Method, Ordering, Ranking, TextMethod, make, register, setting, writes_text
 
 if TYPE_CHECKING:
     from .engine import Engine, State
@@ -22,8 +23,9 @@ if TYPE_CHECKING:
 _LAZY = {"Engine": "engine", "State": "engine", "NaiveReference": "reference", "PruneResult": "stage",
          "prune": "stage", "prune_examples": "stage", "result_tables": "stage"}
 
-__all__ = ["METHODS", "OBJECTIVES", "Engine", "Method", "NaiveReference", "PruneConfig", "PruneResult",
-           "Ranking", "State", "TextMethod", "prune", "prune_examples", "register", "result_tables", "writes_text"]
+__all__ = ["METHODS", "OBJECTIVES", "Engine", "Method", "NaiveReference", "Ordering", "PruneConfig", "PruneResult",
+           "Ranking", "State", "TextMethod", "make", "prune", "prune_examples", "register", "result_tables", "setting",
+           "writes_text"]
 
 
 def __getattr__(name: str):

@@ -15,14 +15,16 @@ Sorting is stable, so ties keep the earliest position first.
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
+from typing import ClassVar
 
-from .registry import Ranking, register
+from .registry import Ordering, Ranking, register
 
 
-class Random:
-    name = "random"
-    help = "a seeded random order"
-    settings = ("trajectory",)
+@dataclass(frozen=True)
+class Random(Ordering):
+    name: ClassVar[str] = "random"
+    help: ClassVar[str] = "a seeded random order"
 
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
         import numpy as np
@@ -31,20 +33,20 @@ class Random:
         return Ranking([int(i) for i in rng.permutation(len(layout.reasoning_ids))][:n_delete])
 
 
-class Truncate:
-    name = "truncate"
-    help = "delete from the end of the chain"
-    settings = ("trajectory",)
+@dataclass(frozen=True)
+class Truncate(Ordering):
+    name: ClassVar[str] = "truncate"
+    help: ClassVar[str] = "delete from the end of the chain"
 
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
         n = len(layout.reasoning_ids)
         return Ranking(list(range(n - 1, n - 1 - n_delete, -1)))
 
 
-class Surprisal:
-    name = "surprisal"
-    help = "delete the least surprising tokens first"
-    settings = ("trajectory",)
+@dataclass(frozen=True)
+class Surprisal(Ordering):
+    name: ClassVar[str] = "surprisal"
+    help: ClassVar[str] = "delete the least surprising tokens first"
 
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
         p, n = len(layout.prompt_ids), len(layout.reasoning_ids)
@@ -53,25 +55,25 @@ class Surprisal:
         return Ranking(sorted(range(n), key=lambda j: surprisal[j])[:n_delete])
 
 
-class Attention:
-    name = "attention"
-    help = "delete the tokens the answer attends to least first"
-    settings = ("trajectory",)
+@dataclass(frozen=True)
+class Attention(Ordering):
+    name: ClassVar[str] = "attention"
+    help: ClassVar[str] = "delete the tokens the answer attends to least first"
 
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
-        from ..features import answer_attention
+        from ..hooked import answer_attention
 
         received = answer_attention(engine.model, layout)
         return Ranking(sorted(range(len(received)), key=lambda j: received[j])[:n_delete])
 
 
-class HeavyHitters:
-    name = "h2o"
-    help = "heavy hitters: delete the tokens with the least attention received from all later tokens first"
-    settings = ("trajectory",)
+@dataclass(frozen=True)
+class HeavyHitters(Ordering):
+    name: ClassVar[str] = "h2o"
+    help: ClassVar[str] = "heavy hitters: delete the tokens with the least attention received from all later tokens first"
 
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
-        from ..features import sequence_features
+        from ..hooked import sequence_features
         from ..schema import FeatureName
 
         p, n, total = len(layout.prompt_ids), len(layout.reasoning_ids), len(layout)
@@ -82,5 +84,5 @@ class HeavyHitters:
         return Ranking(sorted(range(n), key=lambda j: received[j])[:n_delete])
 
 
-for _method in (Random(), Truncate(), Surprisal(), Attention(), HeavyHitters()):
+for _method in (Random, Truncate, Surprisal, Attention, HeavyHitters):
     register(_method)

@@ -43,8 +43,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..errors import SettingsError
 from ..ops import token_logprobs
-from .config import OBJECTIVES
+from ..schema import OBJECTIVES
 
 DEFAULT_MEMORY_GIB = 2.0  # CPU; on CUDA: 60% of the free memory
 HEAD_SHARE = 0.25  # share of the memory budget for one slice of LM-head logits
@@ -113,7 +114,7 @@ class Engine:
     def __init__(self, model, objective: str = "reason-answer", max_rows: int | None = None,
                  memory_gib: float | None = None, reuse: bool = True):
         if objective not in OBJECTIVES:
-            raise ValueError(f"unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
+            raise SettingsError(f"unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
         self.model = model
         self.hf = model.hf
         self.objective = objective

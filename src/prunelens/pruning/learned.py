@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
-from ..errors import RunError
-from .registry import Ranking, register
+from ..errors import RunError, SettingsError
+from .registry import Ordering, Ranking, register, setting
 
 if TYPE_CHECKING:
     import numpy as np
@@ -106,8 +106,8 @@ def fit_pruner(runs: Sequence[str | Path], models: Sequence[str] = ("ridge", "bo
     import numpy as np
     import pandas as pd
 
-    from ..analysis import cross_predict, estimators, feature_sets, per_example_spearman
-    from ..schema import EXAMPLES, FEATURES, load_tokens, read_table
+    from ..modelling import cross_predict, estimators, per_example_spearman
+    from ..schema import EXAMPLES, FEATURES, feature_sets, load_tokens, read_table
     from ..store import natural_key
 
     frames, names = [], set()
@@ -133,7 +133,7 @@ def fit_pruner(runs: Sequence[str | Path], models: Sequence[str] = ("ridge", "bo
         raise RunError("the runs share example ids: give each chain once")
     if limit is not None:
         if limit < 2:
-            raise ValueError(f"limit {limit}: a pruner needs at least 2 chains (cross-validation by chain)")
+            raise SettingsError(f"limit {limit}: a pruner needs at least 2 chains (cross-validation by chain)")
         chosen = sorted(set(frame.example_id), key=natural_key)[:limit]
         frame = frame[frame.example_id.isin(chosen)]
     frame = frame.dropna(subset=["rank_norm"]).reset_index(drop=True)
@@ -151,29 +151,44 @@ def fit_pruner(runs: Sequence[str | Path], models: Sequence[str] = ("ridge", "bo
     return Pruner(makers[chosen]().fit(x, y), columns, names.pop(), info)
 
 
-class Learned:
-    name = "learned"
-    help = "a pruner fitted on exact greedy runs ranks tokens from one hooked forward pass (--pruner)"
-    settings = ("pruner", "trajectory", "passes")
+@dataclass(frozen=True)
+class Learned(Ordering):
+    """Ranks from one hooked pass per ``passes`` with a pruner fitted on exact greedy runs."""
+
+    name: ClassVar[str] = "learned"
+    help: ClassVar[str] = "a pruner fitted on exact greedy runs ranks tokens from one hooked forward pass (--pruner)"
+    pruner: str | None = setting(None, "learned: a pruner directory made by fit-pruner (default: the one shipped "
+                                       "for the model)", path=True)
+    passes: int = setting(1, "learned: rank in this many hooked passes, each on the chain the earlier ones left")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.passes < 1:
+            raise SettingsError(f"passes {self.passes} is not a positive number")
+
+    def check_model(self, model_name: str) -> Pruner:
+        """The pruner this method ranks with for ``model_name`` (a run calls this before any model loads)."""
+        pruner = _cached(str(self.pruner or shipped_pruner(model_name)))
+        if pruner.model != model_name:
+            raise RunError(f"the pruner was fitted on {pruner.model}, not {model_name}: "
+                           "fit one with `prunelens fit-pruner`")
+        return pruner
 
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
-        """One hooked pass per ``config.passes``: each deletes its share of ``n_delete`` tokens, lowest
+        """One hooked pass per ``passes``: each deletes its share of ``n_delete`` tokens, lowest
         predicted rank first, ranked on the features of the chain the earlier passes left."""
-        from ..features import token_features
+        from ..hooked import token_features
 
-        pruner = _cached(str(config.pruner or shipped_pruner(engine.model.name)))
-        if pruner.model != engine.model.name:
-            raise RunError(f"the pruner was fitted on {pruner.model}, not {engine.model.name}: "
-                           "fit one with `prunelens fit-pruner`")
+        pruner = self.check_model(engine.model.name)
         kept, order = list(range(len(layout.reasoning_ids))), []
-        for p in range(1, config.passes + 1):
+        for p in range(1, self.passes + 1):
             features = token_features(engine.model, layout.prompt_ids, [layout.reasoning_ids[j] for j in kept],
                                       layout.post_ids, [layout.token_texts[j] for j in kept])
             scores = pruner.scores(features)
-            chosen = sorted(range(len(kept)), key=lambda i: scores[i])[: n_delete * p // config.passes - len(order)]
+            chosen = sorted(range(len(kept)), key=lambda i: scores[i])[: n_delete * p // self.passes - len(order)]
             order += [kept[i] for i in chosen]
             kept = [kept[i] for i in sorted(set(range(len(kept))) - set(chosen))]
         return Ranking(order)
 
 
-register(Learned())
+register(Learned)

@@ -33,8 +33,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
-from .registry import Ranking, register
+from ..errors import SettingsError
+from .registry import Ordering, Ranking, register, setting
 
 CALIBRATION_STEPS = 12  # bisection steps of the rate search
 
@@ -148,34 +151,57 @@ def calibrated_keep(hf, ids: Sequence[int], keep_ratio: float, iterative_size: i
     return tried[best]
 
 
+def _positive(tokens: int) -> None:
+    if tokens < 1:
+        raise SettingsError(f"segment_tokens {tokens} is not a positive number of tokens")
+
+
+@dataclass(frozen=True)
 class LLMLingua:
-    name = "llmlingua"
-    help = ("llmlingua 0.2.2's token-level rules (next-token loss above a quantile of every loss, windows of "
-            "segment_tokens), its rate set per chain to reach the keep ratio")
-    settings = ("segment_tokens",)
+    """llmlingua 0.2.2's token-level rules, one compressed chain per run at its keep ratio."""
+
+    name: ClassVar[str] = "llmlingua"
+    help: ClassVar[str] = ("llmlingua 0.2.2's token-level rules (next-token loss above a quantile of every loss, "
+                           "windows of segment_tokens), its rate set per chain to reach the keep ratio")
+    segment_tokens: int = setting(20, "llmlingua: tokens per window (the package's iterative_size); "
+                                      "llmlingua-segments: tokens per segment")
+
+    def __post_init__(self) -> None:
+        _positive(self.segment_tokens)
+
+    def check(self, config) -> None:
+        if not config.keep_ratio:
+            raise SettingsError("llmlingua compresses to one keep ratio: give --keep-ratio (a run per ratio)")
 
     def prepare(self, model, examples: Sequence, config) -> None:
-        if not config.keep_ratio:
-            raise ValueError("llmlingua compresses to one keep ratio: give --keep-ratio (a run per ratio)")
+        """Nothing to check beyond the config."""
 
     def compress(self, model, example, n: int, config) -> dict[float, str]:
         ids = model.tokenizer(example.reasoning, add_special_tokens=False)["input_ids"]
-        kept = calibrated_keep(model.hf, ids, config.keep_ratio, config.segment_tokens)
+        kept = calibrated_keep(model.hf, ids, config.keep_ratio, self.segment_tokens)
         return {config.keep_ratio: model.tokenizer.decode([ids[j] for j in kept], clean_up_tokenization_spaces=False)}
 
 
-class LLMLinguaSegments:
-    name = "llmlingua-segments"
-    help = ("LLMLingua-style (not the package's rules): segment by segment, delete the tokens of least "
-            "self-information given the kept text before them")
-    settings = ("segment_tokens", "trajectory")
+@dataclass(frozen=True)
+class LLMLinguaSegments(Ordering):
+    """This project's earlier LLMLingua-style ordering (see the module docstring)."""
+
+    name: ClassVar[str] = "llmlingua-segments"
+    help: ClassVar[str] = ("LLMLingua-style (not the package's rules): segment by segment, delete the tokens of "
+                           "least self-information given the kept text before them")
+    segment_tokens: int = setting(20, "llmlingua: tokens per window (the package's iterative_size); "
+                                      "llmlingua-segments: tokens per segment")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive(self.segment_tokens)
 
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
-        from ..analysis import HEADLINE_KEEP
         from ..ops import n_to_delete
+        from ..schema import HEADLINE_KEEP
 
         target = config.keep_ratio or HEADLINE_KEEP
-        reasoning, n, size = layout.reasoning_ids, len(layout.reasoning_ids), config.segment_tokens
+        reasoning, n, size = layout.reasoning_ids, len(layout.reasoning_ids), self.segment_tokens
         context, keys = list(layout.prompt_ids), {}
         for start in range(0, n, size):
             segment = range(start, min(start + size, n))
@@ -189,5 +215,5 @@ class LLMLinguaSegments:
         return Ranking(sorted(range(n), key=lambda j: keys[j])[:n_delete])
 
 
-for _method in (LLMLingua(), LLMLinguaSegments()):
+for _method in (LLMLingua, LLMLinguaSegments):
     register(_method)

@@ -33,11 +33,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Generator, Hashable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
+from ..errors import SettingsError
 from ..layout import Layout
 from ..ops import TIE_TOL, pick, pruned_ids
-from .config import PruneConfig
-from .registry import Ranking, register
+from .registry import Ranking, register, setting
 
 MIN_SHORTLIST = 8
 
@@ -57,10 +58,11 @@ def _batch(fresh: dict[int, float], first: int, size: int) -> list[int]:
     return chosen
 
 
-def greedy_steps(engine, layout: Layout, n_delete: int, config: PruneConfig | None,
+def greedy_steps(engine, layout: Layout, n_delete: int, lazy: GreedyFast | None,
                  progress: Callable[[int], None], batch_share: float = 0.0) -> Steps:
-    """Greedy deletion of ``n_delete`` tokens: exact when ``config`` is None, else lazy; with
-    ``batch_share``, exact scoring and up to that share of the remaining tokens deleted per step."""
+    """Greedy deletion of ``n_delete`` tokens: exact when ``lazy`` is None, else lazy with its
+    settings; with ``batch_share``, exact scoring and up to that share of the remaining tokens
+    deleted per step."""
     prompt, reasoning, post = layout.prompt_ids, layout.reasoning_ids, layout.post_ids
     p = len(prompt)
     kept = list(range(len(reasoning)))
@@ -81,13 +83,13 @@ def greedy_steps(engine, layout: Layout, n_delete: int, config: PruneConfig | No
         def rescore(batch: list[int]) -> Steps:
             fresh.update(zip(batch, (yield state, [[j] for j in batch])))
 
-        if config is None or step % config.fast_refresh == 0:
+        if lazy is None or step % lazy.refresh == 0:
             yield from rescore(runs)
         else:
             touched = [j for j in runs if kept[j] in stale or kept[j] not in drop]
             untouched = [j for j in runs if not (kept[j] in stale or kept[j] not in drop)]
             waiting = sorted(untouched, key=lambda j: (drop[kept[j]], j))
-            size = max(MIN_SHORTLIST, math.ceil(config.fast_share * len(runs)))
+            size = max(MIN_SHORTLIST, math.ceil(lazy.share * len(runs)))
             yield from rescore(sorted(touched + waiting[:size]))  # one pass for both: fewer, fuller passes
             waiting = waiting[size:]
             while waiting and max(fresh.values()) <= current - drop[kept[waiting[0]]] + TIE_TOL:
@@ -108,8 +110,8 @@ def greedy_steps(engine, layout: Layout, n_delete: int, config: PruneConfig | No
         gone = [kept[c] for c in chosen]
         order += gone
         kept = [q for i, q in enumerate(kept) if i not in chosen]
-        if config is not None:
-            stale.update(kept[max(0, j - config.fast_neighbours): j + config.fast_neighbours])
+        if lazy is not None:
+            stale.update(kept[max(0, j - lazy.neighbours): j + lazy.neighbours])
             stale.update(q for q in kept if reasoning[q] == reasoning[order[-1]])
         step += 1
         if len(order) < n_delete:
@@ -184,31 +186,66 @@ def lockstep(engine, searches: Iterable[tuple[Hashable, Steps]], width: int) -> 
 
 
 @dataclass(frozen=True)
-class Search:
-    """A greedy search as a method: exact, lazy (greedy-fast) with the config's ``fast_*``, several
-    deletions per step (greedy-batch) with its ``batch_share``, or exact over whole words."""
+class Greedy:
+    """Exact greedy deletion: every remaining token scored at every step."""
 
-    name: str
-    help: str
-    settings: tuple[str, ...]
-    lazy: bool = False
-    words: bool = False
-    batch: bool = False
+    name: ClassVar[str] = "greedy"
+    help: ClassVar[str] = "exact greedy deletion: every remaining token scored at every step"
 
     def steps(self, engine, layout, config, n_delete, progress) -> Steps:
-        if self.words:
-            return word_steps(engine, layout, n_delete, progress)
-        return greedy_steps(engine, layout, n_delete, config if self.lazy else None, progress,
-                            config.batch_share if self.batch else 0.0)
+        return greedy_steps(engine, layout, n_delete, None, progress)
 
     def rank(self, engine, layout, config, n_delete, example_id, progress) -> Ranking:
         return drive(engine, self.steps(engine, layout, config, n_delete, progress))
 
 
-register(Search("greedy", "exact greedy deletion: every remaining token scored at every step", (), lazy=False))
-register(Search("greedy-words", "exact greedy deletion of whole words: every remaining word scored at every step", (),
-                words=True))
-register(Search("greedy-fast", "lazy greedy: re-scores a shortlist per step, everything every fast_refresh steps",
-                ("fast_share", "fast_refresh", "fast_neighbours"), lazy=True))
-register(Search("greedy-batch", "greedy with every token scored per step, up to batch_share of them deleted per step",
-                ("batch_share",), batch=True))
+@dataclass(frozen=True)
+class GreedyWords(Greedy):
+    """Exact greedy deletion of whole words (``Layout.words``)."""
+
+    name: ClassVar[str] = "greedy-words"
+    help: ClassVar[str] = "exact greedy deletion of whole words: every remaining word scored at every step"
+
+    def steps(self, engine, layout, config, n_delete, progress) -> Steps:
+        return word_steps(engine, layout, n_delete, progress)
+
+
+@dataclass(frozen=True)
+class GreedyFast(Greedy):
+    """Lazy greedy with verification (see the module docstring)."""
+
+    name: ClassVar[str] = "greedy-fast"
+    help: ClassVar[str] = "lazy greedy: re-scores a shortlist per step, everything every fast_refresh steps"
+    share: float = setting(0.05, "greedy-fast: share of candidates re-scored per batch (at least 8)", key="fast_share")
+    refresh: int = setting(20, "greedy-fast: re-score every candidate every this many steps", key="fast_refresh")
+    neighbours: int = setting(4, "greedy-fast: also re-score tokens this close to a deletion", key="fast_neighbours")
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.share <= 1.0:
+            raise SettingsError(f"fast_share {self.share} is not in (0, 1]")
+        if self.refresh < 1 or self.neighbours < 0:
+            raise SettingsError("fast_refresh must be at least 1 and fast_neighbours at least 0")
+
+    def steps(self, engine, layout, config, n_delete, progress) -> Steps:
+        return greedy_steps(engine, layout, n_delete, self, progress)
+
+
+@dataclass(frozen=True)
+class GreedyBatch(Greedy):
+    """Exact scoring, several deletions per step (see the module docstring)."""
+
+    name: ClassVar[str] = "greedy-batch"
+    help: ClassVar[str] = "greedy with every token scored per step, up to batch_share of them deleted per step"
+    share: float = setting(0.1, "greedy-batch: delete up to this share of the remaining tokens per step",
+                           key="batch_share")
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.share < 1.0:
+            raise SettingsError(f"batch_share {self.share} is not in (0, 1)")
+
+    def steps(self, engine, layout, config, n_delete, progress) -> Steps:
+        return greedy_steps(engine, layout, n_delete, None, progress, self.share)
+
+
+for _method in (Greedy, GreedyWords, GreedyFast, GreedyBatch):
+    register(_method)

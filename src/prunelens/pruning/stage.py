@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..errors import LayoutError, RunError
+from ..data import Example
+from ..errors import LayoutError, RunError, SettingsError
 from ..layout import Layout, render
 from ..ops import n_to_delete, progress_bar, trajectory_grid
 from ..schema import EXAMPLES, TEXTS, TOKENS, UNIT, prune_tables
 from ..store import StageStore, shard_of
 from .config import RESOURCE_SETTINGS, PruneConfig
-from .registry import METHODS, Ranking, writes_text
+from .registry import Ranking, writes_text
 
 if TYPE_CHECKING:
     from ..cluster import RayOptions
@@ -30,7 +31,11 @@ if TYPE_CHECKING:
 
 @dataclass
 class PruneResult:
-    """Deletion order and what was measured along the way, for one example."""
+    """Deletion order and what was measured along the way, for one example, in memory.
+
+    ``table()`` is the example's token table (as a run's ``tokens.parquet`` holds it) and
+    ``features()`` the same rows joined with their features from one hooked pass.
+    """
 
     order: list[int]  # original reasoning positions, in deletion order
     deleted_step: list[int | None]  # per position: 1..N, None if a keep ratio left it in
@@ -41,10 +46,35 @@ class PruneResult:
     seconds: float = 0.0
     rank_seconds: float = 0.0  # of ``seconds``, the ranking alone (a baseline's trajectory is scored after)
     unit: list[int] | None = None  # per position: the unit (word) it was deleted with; None: its own
+    example_id: str = ""
+    layout: Layout | None = field(default=None, repr=False)
+    model: object = field(default=None, repr=False, compare=False)
 
     @property
     def n(self) -> int:
         return len(self.deleted_step)
+
+    def table(self) -> pd.DataFrame:
+        """One row per reasoning token: ``position``, ``token_id``, ``token_text``, character span,
+        ``deleted_step``, ``rank_norm``, ``drop_first`` and ``unit``."""
+        return token_table(self.example_id, self.layout, self)
+
+    def features(self, layers: Sequence[int] | None = None) -> pd.DataFrame:
+        """``table()`` joined with each token's features (one hooked pass over the unpruned chain;
+        the columns of ``hooked.token_features``)."""
+        from ..hooked import token_features
+
+        lay = self.layout
+        columns = token_features(self.model, lay.prompt_ids, lay.reasoning_ids, lay.post_ids, lay.token_texts, layers)
+        return pd.concat([self.table(), pd.DataFrame(columns)], axis=1)
+
+    def chain_at(self, keep_ratio: float) -> str:
+        """The reasoning text kept at ``keep_ratio``, as ``schema.chains_at`` reads a run's (a word the ratio
+        falls inside is kept whole; white space at the ends stripped)."""
+        from ..schema import kept_text
+
+        kept = kept_text(self.table(), keep_ratio)
+        return str(kept.text.iloc[0]).strip() if len(kept) else ""
 
 
 def _config(config: PruneConfig | None, settings: dict) -> PruneConfig:
@@ -53,31 +83,36 @@ def _config(config: PruneConfig | None, settings: dict) -> PruneConfig:
     return config if config is not None else PruneConfig(**settings)
 
 
-def prune(model, layout: Layout, config: PruneConfig | None = None, *, example_id: str = "",
+def prune(model, layout: Layout | Example, config: PruneConfig | None = None, *, example_id: str = "",
           progress: Callable[[int], None] | None = None, **settings) -> PruneResult:
-    """Rank the reasoning tokens of ``layout``: ``prune(model, layout, method="greedy-fast")``.
+    """Rank the reasoning tokens of one chain: ``prune(model, example, method="greedy-fast")``.
 
-    Settings are a ``PruneConfig`` or its fields as keywords. ``progress`` is called with the
-    number of tokens ranked as the method goes.
+    ``layout``: an ``Example`` (laid out for the model here) or a ``Layout``. Settings are a
+    ``PruneConfig`` or its fields (and the method's settings) as keywords. ``progress`` is called
+    with the number of tokens ranked as the method goes.
     """
     from .engine import Engine
 
+    if isinstance(layout, Example):
+        example_id = example_id or layout.id
+        layout = render(layout, model.tokenizer, model.max_length)
     config = _config(config, settings)
-    if writes_text(METHODS[config.method]):
-        raise ValueError(f"{config.method} writes compressed text, not an order: run it with prune_examples")
+    if writes_text(config.method):
+        raise SettingsError(f"{config.method.name} writes compressed text, not an order: run it with prune_examples")
     start = time.perf_counter()
     engine = Engine(model, config.objective, config.max_batch, config.memory_gib)
     n = len(layout.reasoning_ids)
     n_delete = n_to_delete(n, config.keep_ratio)
-    ranking = METHODS[config.method].rank(engine, layout, config, n_delete, example_id, progress or (lambda k: None))
+    ranking = config.method.rank(engine, layout, config, n_delete, example_id, progress or (lambda k: None))
     ranked = time.perf_counter() - start
     trajectory = ranking.trajectory
     if trajectory is None:
         if progress:
             progress(len(ranking.order))
-        steps = None if config.trajectory == "full" else trajectory_grid(n, len(ranking.order))
+        steps = None if getattr(config.method, "trajectory", "grid") == "full" else trajectory_grid(n, len(ranking.order))
         trajectory = engine.trajectory(layout.ids, len(layout.prompt_ids), len(layout.post_ids), ranking.order, steps)
-    return _result(ranking, n, trajectory, (engine.tokens, engine.useful), start, ranked)
+    return replace(_result(ranking, n, trajectory, (engine.tokens, engine.useful), start, ranked),
+                   example_id=example_id, layout=layout, model=model)
 
 
 def _result(ranking: Ranking, n: int, trajectory: list[float], work: tuple[int, int], start: float,
@@ -105,8 +140,8 @@ def _prune_lockstep(model, items: Sequence[tuple], config: PruneConfig, out: Pat
 
     engine = Engine(model, config.objective, config.max_batch, config.memory_gib)
     store = StageStore(out, "prune", prune_tables(False))
-    method, started, items = METHODS[config.method], {}, dict(items)
-    bar = progress_bar(total=len(items), desc=f"prune {config.method} x{config.lockstep}", unit="ex",
+    method, started, items = config.method, {}, dict(items)
+    bar = progress_bar(total=len(items), desc=f"prune {method.name} x{config.lockstep}", unit="ex",
                        disable=not show_progress)
 
     def searches():
@@ -129,7 +164,7 @@ def _example_row(example, layout: Layout, model_name: str, config: PruneConfig, 
                  rank_seconds: float) -> pd.DataFrame:
     return pd.DataFrame([{
         "example_id": example.id, "question": example.question, "reasoning": example.reasoning,
-        "answer": example.answer, "content_hash": example.content_hash, "model": model_name, "method": config.method,
+        "answer": example.answer, "content_hash": example.content_hash, "model": model_name, "method": config.method.name,
         "objective": config.objective, "keep_ratio": config.keep_ratio, "seed": config.seed,
         "n_reasoning": len(layout.reasoning_ids), "prompt_ids": layout.prompt_ids,
         "reasoning_ids": layout.reasoning_ids, "post_ids": layout.post_ids, "order": order,
@@ -138,15 +173,12 @@ def _example_row(example, layout: Layout, model_name: str, config: PruneConfig, 
     }])
 
 
-def result_tables(example, layout: Layout, result: PruneResult, model_name: str,
-                  config: PruneConfig) -> dict[str, pd.DataFrame]:
-    """One ``examples`` row and the ``tokens`` rows (one per reasoning token) for a pruned example."""
+def token_table(example_id: str, layout: Layout, result: PruneResult) -> pd.DataFrame:
+    """The ``tokens`` rows (one per reasoning token) of a pruned example."""
     n = result.n
-    examples = _example_row(example, layout, model_name, config, result.order, result.trajectory,
-                            result.tokens_processed, result.tokens_needed, result.seconds, result.rank_seconds)
     before = result.trajectory[0]
     tokens = pd.DataFrame({
-        "example_id": example.id,
+        "example_id": example_id,
         "position": np.arange(n),
         "token_id": layout.reasoning_ids,
         "token_text": layout.token_texts,
@@ -159,7 +191,15 @@ def result_tables(example, layout: Layout, result: PruneResult, model_name: str,
     })
     tokens["rank_norm"] = tokens["rank_norm"].astype("Float64")
     tokens["drop_first"] = tokens["drop_first"].astype("Float64")
-    return {EXAMPLES: examples, TOKENS: tokens}
+    return tokens
+
+
+def result_tables(example, layout: Layout, result: PruneResult, model_name: str,
+                  config: PruneConfig) -> dict[str, pd.DataFrame]:
+    """One ``examples`` row and the ``tokens`` rows (one per reasoning token) for a pruned example."""
+    examples = _example_row(example, layout, model_name, config, result.order, result.trajectory,
+                            result.tokens_processed, result.tokens_needed, result.seconds, result.rank_seconds)
+    return {EXAMPLES: examples, TOKENS: token_table(example.id, layout, result)}
 
 
 def text_tables(model, example, layout: Layout, config: PruneConfig) -> dict[str, pd.DataFrame]:
@@ -179,7 +219,7 @@ def text_tables(model, example, layout: Layout, config: PruneConfig) -> dict[str
     def objective(lay: Layout) -> float:
         return engine.objective_of(engine.state(lay.ids, len(lay.prompt_ids), len(lay.post_ids)))
 
-    texts = METHODS[config.method].compress(model, example, n, config)
+    texts = config.method.compress(model, example, n, config)
     ranked = time.perf_counter() - start
     trajectory = [float("nan")] * (n + 1)
     trajectory[0] = objective(layout)
@@ -207,7 +247,7 @@ def run_config(model, config: PruneConfig) -> dict:
 def _prune_one(model, item: tuple, config: PruneConfig, out: Path, show_progress: bool = False) -> None:
     """Prune one laid-out example and write its parts (a Ray worker runs this too)."""
     example, layout = item
-    text = writes_text(METHODS[config.method])
+    text = writes_text(config.method)
     store = StageStore(out, "prune", prune_tables(text))
     if text:
         store.write(example.id, text_tables(model, example, layout, config))
@@ -222,7 +262,7 @@ def _prune_one(model, item: tuple, config: PruneConfig, out: Path, show_progress
 def check_ray(config: PruneConfig, ray: RayOptions | None) -> None:
     """Refuse settings a Ray run cannot honour (before any model loads)."""
     if ray is not None and config.lockstep > 1:
-        raise ValueError("lockstep runs the searches of one process side by side: not with --ray, whose "
+        raise SettingsError("lockstep runs the searches of one process side by side: not with --ray, whose "
                          "workers take one example at a time")
 
 
@@ -244,12 +284,12 @@ def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConf
     """
     config = _config(config, settings)
     check_ray(config, ray)
-    method = METHODS[config.method]
+    method = config.method
     text = writes_text(method)
     mine = shard_of(examples, shard)
     store = StageStore(out, "prune", prune_tables(text))
     store.check_config({**run_config(model, config), "data": data}, ignore=RESOURCE_SETTINGS,
-                       defaults=PruneConfig.recorded_defaults(config.method))  # settings added since
+                       defaults=PruneConfig.recorded_defaults(method.name))  # settings added since
     hashes = store.finished_column("content_hash")
     for example in mine:
         known = hashes.get(example.id)
@@ -274,7 +314,7 @@ def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConf
 
         cluster = run_examples(ray, spec_of(model, ray), partial(_prune_one, config=config, out=Path(out).resolve()),
                                [(e.id, (e, layouts[e.id])) for e in todo], bad=(LayoutError,), skip_bad=skip_bad,
-                               desc=f"prune {config.method}", show_progress=show_progress)
+                               desc=f"prune {method.name}", show_progress=show_progress)
         summary["skipped"] += cluster["skipped"]
         summary["retried"] = cluster["retried"]
         summary["done"] = cluster["done"]
@@ -282,7 +322,7 @@ def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConf
         _prune_lockstep(model, [(e.id, (e, layouts[e.id])) for e in todo], config, Path(out), show_progress)
         summary["done"] = len(todo)
     else:
-        for example in progress_bar(todo, desc=f"prune {config.method}", unit="ex", disable=not show_progress):
+        for example in progress_bar(todo, desc=f"prune {method.name}", unit="ex", disable=not show_progress):
             _prune_one(model, (example, layouts[example.id]), config, Path(out), show_progress)
             summary["done"] += 1
     summary["merged"] = shard is None

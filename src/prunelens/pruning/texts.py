@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import ClassVar
 
-from ..errors import DataError
-from .registry import register
+from ..errors import DataError, SettingsError
+from .registry import register, setting
 
 REWRITE_PROMPT = ("Shorten the reasoning below to at most {budget} tokens. Keep every number and calculation "
                   "needed to reach the answer and drop everything else. Reply with the shortened reasoning only."
@@ -65,47 +67,62 @@ def _rewriter(name: str, device: str):
     return load_model(name, device)
 
 
+@dataclass(frozen=True)
 class Import:
-    name = "import"
-    help = "compressed chains made elsewhere, read from --compressed FILE (JSONL: id, keep_ratio, reasoning)"
-    settings = ("compressed",)
+    """Compressed chains made elsewhere, read from a JSONL file."""
+
+    name: ClassVar[str] = "import"
+    help: ClassVar[str] = "compressed chains made elsewhere, read from --compressed FILE (JSONL: id, keep_ratio, reasoning)"
+    compressed: str | None = setting(None, "import: JSONL of compressed chains (id, keep_ratio, reasoning) made elsewhere",
+                                     path=True)
+
+    def __post_init__(self) -> None:
+        if self.compressed is None:
+            raise SettingsError("--method import needs --compressed FILE (JSONL: id, keep_ratio, reasoning)")
+
+    def check(self, config) -> None:
+        read_compressed(self.compressed)  # the file, line by line, before any model loads
 
     def prepare(self, model, examples: Sequence, config) -> None:
-        chains = read_compressed(config.compressed)
+        chains = read_compressed(self.compressed)
         known = {e.id for e in examples}
         for example_id, by_ratio in chains.items():
             if example_id not in known:
                 lineno = min(line for line, _ in by_ratio.values())
-                raise DataError(f"{config.compressed}, line {lineno}: id {example_id} is not an example of the data")
+                raise DataError(f"{self.compressed}, line {lineno}: id {example_id} is not an example of the data")
         lacking = [e.id for e in examples if e.id not in chains]
         if lacking:
-            raise DataError(f"{config.compressed}: no compressed chain for example {lacking[0]} "
+            raise DataError(f"{self.compressed}: no compressed chain for example {lacking[0]} "
                             f"({len(lacking)} of {len(known)} examples have none)")
 
     def compress(self, model, example, n: int, config) -> dict[float, str]:
-        return {ratio: text for ratio, (_, text) in read_compressed(config.compressed)[example.id].items()}
+        return {ratio: text for ratio, (_, text) in read_compressed(self.compressed)[example.id].items()}
 
 
+@dataclass(frozen=True)
 class Rewrite:
-    name = "rewrite"
-    help = "an instruction model rewrites the chain within the token budget (--rewriter, default: the pruner)"
-    settings = ("rewriter",)
+    """An instruction model rewrites the chain within a token budget."""
+
+    name: ClassVar[str] = "rewrite"
+    help: ClassVar[str] = "an instruction model rewrites the chain within the token budget (--rewriter, default: the pruner)"
+    rewriter: str | None = setting(None, "rewrite: the instruction model that rewrites (default: the pruner model)",
+                                   path=True)
 
     def prepare(self, model, examples: Sequence, config) -> None:
-        if config.rewriter:  # a bad --rewriter fails before any work
+        if self.rewriter:  # a bad --rewriter fails before any work
             if model.has_weights:
-                _rewriter(config.rewriter, str(model.device))
+                _rewriter(self.rewriter, str(model.device))
             else:  # a cluster's driver: its workers load the rewriter
                 from ..models import resolve_model_path
 
-                resolve_model_path(config.rewriter)
+                resolve_model_path(self.rewriter)
 
     def compress(self, model, example, n: int, config) -> dict[float, str]:
         import torch
 
-        from ..analysis import COMPARE_KEEPS
+        from ..schema import COMPARE_KEEPS
 
-        rewriter = _rewriter(config.rewriter, str(model.device)) if config.rewriter else model
+        rewriter = _rewriter(self.rewriter, str(model.device)) if self.rewriter else model
         out = {}
         for ratio in [config.keep_ratio] if config.keep_ratio else COMPARE_KEEPS:
             budget = max(1, round(ratio * n))
@@ -122,5 +139,5 @@ class Rewrite:
         return out
 
 
-for _method in (Import(), Rewrite()):
+for _method in (Import, Rewrite):
     register(_method)
