@@ -38,7 +38,7 @@ bench: setup
 # The README's GSM8K results: 100 GSM8K train chains (<= 60 reasoning tokens) pruned with exact greedy,
 # greedy-fast and three baselines; features of the greedy run; every run annotated and analysed;
 # figures/gsm8k-100/. Resumable; hours on a CPU (run shards of one method side by side with --shard i/n).
-GSM8K ?= ../shared/data/gsm8k/train.jsonl
+GSM8K ?= data/gsm8k/train.jsonl
 PAPER_ARGS := --data gsm8k:$(GSM8K) --max-tokens 60 --limit 100
 COMPARED := greedy-fast random surprisal attention
 paper: setup

@@ -53,7 +53,7 @@ def step_one(model, layout) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=f"gsm8k:{ROOT.parent / 'shared/data/gsm8k/train.jsonl'}")
+    parser.add_argument("--data", default=f"gsm8k:{ROOT / 'data/gsm8k/train.jsonl'}")
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--length", type=int, default=100, help="reasoning tokens of the chain picked")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")

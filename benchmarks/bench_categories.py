@@ -4,7 +4,7 @@
 
 ``categories_gold.jsonl`` (25 chains) is the development set the rules were written against;
 ``categories_heldout.jsonl`` (12 chains) was labelled after the rules of the time were frozen;
-``categories_blind.jsonl`` (24 chains) was labelled twice from CATEGORIES.md alone, before the
+``categories_blind.jsonl`` (24 chains) was labelled twice from docs/categories.md alone, before the
 tagger ran on it (``benchmarks/blind_gold.py``). Rules v3 were then written looking at the blind
 set's even-numbered chains only: the odd-numbered half (``blind untouched``) is the honest number,
 the even half (``blind seen``) is not evidence. For each set: word accuracy, macro-F1,

@@ -29,7 +29,7 @@ from prunelens.pruning import prune_examples
 from prunelens.store import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
-GSM8K = ROOT.parent / "shared/data/gsm8k/train.jsonl"
+GSM8K = ROOT / "data/gsm8k/train.jsonl"
 
 
 def main() -> None:

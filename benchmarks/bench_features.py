@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=f"gsm8k:{ROOT.parent / 'shared/data/gsm8k/train.jsonl'}")
+    parser.add_argument("--data", default=f"gsm8k:{ROOT / 'data/gsm8k/train.jsonl'}")
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--examples", type=int, default=20)
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/features.json"))

@@ -56,7 +56,7 @@ def normalised(trajectory, exact, random, n) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=f"gsm8k:{ROOT.parent / 'shared/data/gsm8k/train.jsonl'}")
+    parser.add_argument("--data", default=f"gsm8k:{ROOT / 'data/gsm8k/train.jsonl'}")
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--lengths", default="40,70,100,150", help="reasoning token counts to pick chains near")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")

@@ -6,7 +6,7 @@
 ``prepare`` picks 14 GSM8K train chains that no other gold set uses (a seeded draw from lines
 5000-5999) and 10 GSM-Symbolic chains of a seed no other gold set uses (23), and cuts them into the
 words the tagger is scored on (``categories.units`` without white space). Two labellers label every
-word independently from ``../shared/CATEGORIES.md`` alone, as ``{"id", "labels": [...]}`` lines;
+word independently from ``docs/categories.md`` alone, as ``{"id", "labels": [...]}`` lines;
 ``merge`` reports their agreement (word accuracy and Cohen's kappa), writes the words they disagree
 on to ``DIR/disputes.jsonl``, and once a third reading has settled those (``DIR/adjudicated.jsonl``:
 ``{"id", "index", "label"}``) writes ``tests/data/categories_blind.jsonl`` in the gold format.
@@ -24,7 +24,7 @@ from prunelens.schema import LABELS
 from prunelens.data import load_examples
 
 ROOT = Path(__file__).resolve().parents[1]
-GSM8K = ROOT.parent / "shared/data/gsm8k/train.jsonl"
+GSM8K = ROOT / "data/gsm8k/train.jsonl"
 OUT = ROOT / "tests/data/categories_blind.jsonl"
 
 

@@ -110,3 +110,27 @@ def test_prune_options_come_from_the_methods_own_settings(monkeypatch):
     assert PruneConfig().recorded()["stride"] is None  # another method's setting: recorded as unused
     with pytest.raises(SettingsError, match="stride 0 is not positive"):
         PruneConfig(method="greedy", stride=0)  # checked whichever method is chosen
+
+
+def test_a_run_resumes_from_its_data_wherever_the_file_lies(tiny_model, short_chains, tmp_path):
+    """A data file is recorded by name and content, not by where it lay: a copy elsewhere resumes the
+    run; other content under the same name is refused; a run recorded by path (before ids) resumes."""
+    import json
+
+    from prunelens.data import source_id
+
+    rows = [{"id": e.id, "question": e.question, "reasoning": e.reasoning, "answer": e.answer} for e in short_chains[:2]]
+    first, moved = tmp_path / "a" / "chains.jsonl", tmp_path / "b" / "chains.jsonl"
+    for path in (first, moved):
+        path.parent.mkdir()
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run = Run(tmp_path / "run")
+    run.prune(tiny_model, f"jsonl:{first}", "truncate", limit=1, show_progress=False)
+    assert run.config["prune"]["data"] == source_id(f"jsonl:{first}") and str(tmp_path) not in run.config["prune"]["data"]
+    assert run.prune(tiny_model, f"jsonl:{moved}", "truncate", show_progress=False)["done"] == 1  # the second chain
+    moved.write_text("".join(json.dumps(r) + "\n" for r in rows[::-1]))
+    with pytest.raises(RunError, match="data="):
+        run.prune(tiny_model, f"jsonl:{moved}", "truncate", show_progress=False)
+    record = json.loads((run.path / "prune.json").read_text())
+    (run.path / "prune.json").write_text(json.dumps({**record, "data": f"jsonl:{first}"}))  # as runs recorded it before
+    assert run.prune(tiny_model, f"jsonl:{first}", "truncate", show_progress=False)["resumed"] == 2

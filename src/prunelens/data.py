@@ -195,6 +195,32 @@ def drop_twins(candidates: Iterable[Example], seen: Iterable[tuple[str, str]] = 
     return kept, dropped
 
 
+def source_id(source: str) -> str:
+    """A data source as a run records it: a generated source as it is; a file by its kind, name and the
+    hash of its content (``gsm8k:train.jsonl#sha256=...``), so a run resumes wherever the file lies."""
+    kind, _, rest = source.partition(":")
+    if is_generated(source) or not rest:
+        return source
+    path = Path(rest).expanduser()
+    if not path.is_file():
+        return source
+    return f"{kind}:{path.name}#sha256={hashlib.sha256(path.read_bytes()).hexdigest()[:16]}"
+
+
+def same_source(recorded: str | None, given: str | None) -> bool:
+    """Does a run that recorded ``recorded`` come from ``given``? The same id, or a record of the form
+    runs made before ids (``kind:/absolute/path``) of the same kind and file name whose content,
+    where the file is still there, is the same."""
+    if recorded == given or recorded is None or given is None:
+        return recorded == given
+    kind, _, rest = recorded.partition(":")
+    if "#sha256=" in rest or not rest.startswith("/"):
+        return False
+    if Path(rest).is_file():
+        return source_id(recorded) == given
+    return given.startswith(f"{kind}:{Path(rest).name}#")
+
+
 def is_generated(source: str) -> bool:
     """Whether ``source`` makes problems (any number of them) rather than reading a file."""
     return source.partition(":")[0] == "gsm-symbolic"

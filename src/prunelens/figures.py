@@ -1,4 +1,4 @@
-"""Paper figures of a run (PNG and PDF), in the category colours of CATEGORIES.md.
+"""Paper figures of a run (PNG and PDF), in the category colours of docs/categories.md.
 
 ``make_figures(RUN, OUT, compare=[RUN2, ...])`` reads the run's tables and ``RUN/analysis/`` (made
 by ``analyze``) and writes one file pair per figure; compared runs add their trajectories and,

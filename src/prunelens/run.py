@@ -110,7 +110,7 @@ class Run:
         threads (default with a shard: the cores divided by n). Returns the summary of
         ``pruning.prune_examples``, with ``skipped`` holding bad input lines and examples.
         """
-        from .data import is_generated, select_examples
+        from .data import same_source, select_examples, source_id
         from .pruning import PruneConfig, prune_examples
         from .pruning.stage import check_ray
         from .store import shard_of
@@ -136,7 +136,10 @@ class Run:
         else:
             device = _cluster_device(model, ray)
         loaded = _load(model, device, config.torch_dtype(device), weights=ray is None)
-        data = _source(source) if source is not None and not is_generated(source) else source
+        data = source_id(source) if source is not None else None
+        recorded = self.config.get("prune", {}).get("data")
+        if recorded != data and same_source(recorded, data):
+            data = recorded  # a run made before data ids: the same file, recorded by its path then
         summary = prune_examples(loaded, chosen, self.path, config, shard=shard, skip_bad=skip_bad,
                                  show_progress=show_progress, data=data, ray=ray)
         summary["skipped"] = skipped + summary["skipped"]
@@ -350,9 +353,3 @@ def _cluster_device(model: PrunerModel | str, ray: RayOptions) -> str:
     if isinstance(model, str):
         resolve_model_path(model)  # a bad model fails before the cluster starts
     return connect(ray)
-
-
-def _source(source: str) -> str:
-    """A data source as a run records it: a file's path made absolute."""
-    kind, _, rest = source.partition(":")
-    return f"{kind}:{Path(rest).expanduser().resolve()}" if rest else source

@@ -99,7 +99,7 @@ def question_entities(question: str) -> set[str]:
 
 
 class RuleAnnotator:
-    """The default annotator: CATEGORIES.md as lexicons and context rules, nothing downloaded."""
+    """The default annotator: docs/categories.md as lexicons and context rules, nothing downloaded."""
 
     name = "rules-v3"  # bumped whenever the rules change, so a run records which rules labelled it
 
