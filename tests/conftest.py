@@ -13,6 +13,22 @@ ROOT = Path(__file__).resolve().parents[1]
 GSM8K = ROOT / "data" / "gsm8k" / "train.jsonl"  # in the repository, with its license
 
 
+def pytest_collection_modifyitems(config, items):
+    """Lanes follow from what a test uses, so a new test cannot end up in the wrong one: the embedded
+    model's fixture, the Ray cluster (test_cluster.py), Chromium (test_viewer.py), a notebook
+    (test_notebooks.py)."""
+    for item in items:
+        file = item.path.name
+        if "model" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.real_model)
+        if file == "test_cluster.py" or "cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.ray)
+        if file == "test_viewer.py":
+            item.add_marker(pytest.mark.browser)
+        if file == "test_notebooks.py":
+            item.add_marker(pytest.mark.notebook)
+
+
 @pytest.fixture(scope="session")
 def gsm8k_path() -> Path:
     return GSM8K
@@ -54,15 +70,41 @@ def short_chains(gsm8k_path):
 
 
 @pytest.fixture(scope="session")
-def tiny_greedy_run(tiny_model, short_chains, tmp_path_factory):
-    """Exact greedy on 6 short chains with the tiny model, with features: what a pruner is fitted on."""
-    from prunelens.features import features_run
-    from prunelens.pruning import prune_examples
+def tiny_run(tiny_model, short_chains, tmp_path_factory):
+    """The one way tests make runs: ``tiny_run(method, chains=6, keep_ratio=0, features=False,
+    categories=False)`` prunes the first ``chains`` short chains with the tiny model (and adds
+    features, categories), once per session for each set of arguments. A test that adds a table to
+    its run asks for arguments no test elsewhere asks for."""
+    from prunelens import Run
 
-    run = tmp_path_factory.mktemp("learned") / "greedy"
-    prune_examples(tiny_model, short_chains[:6], run, method="greedy", show_progress=False)
-    features_run(tiny_model, run, show_progress=False)
-    return run
+    made = {}
+
+    def make(method: str = "greedy", chains: int = 6, keep_ratio: float = 0.0, features: bool = False,
+             categories: bool = False) -> Path:
+        key = (method, chains, keep_ratio, features, categories)
+        if key not in made:
+            run = Run(tmp_path_factory.mktemp(f"run-{method}") / method)
+            run.prune(tiny_model, short_chains[:chains], method, keep_ratio=keep_ratio, show_progress=False)
+            if features:
+                run.features(tiny_model, show_progress=False)
+            if categories:
+                run.annotate()
+            made[key] = run.path
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_greedy_run(tiny_run):
+    """Exact greedy on 6 short chains with the tiny model, with features: what a pruner is fitted on."""
+    return tiny_run("greedy", features=True)
+
+
+@pytest.fixture(scope="session")
+def full_run(tiny_run):
+    """A greedy run and a random run of 6 chains with features and categories (tiny model)."""
+    return {method: tiny_run(method, features=True, categories=True) for method in ("greedy", "random")}
 
 
 @pytest.fixture(scope="session")

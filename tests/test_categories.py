@@ -1,14 +1,23 @@
+"""The six categories (``prunelens.categories``): the rules on hand-labelled chains, the annotate stage, the demo format."""
+
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from prunelens.categories import (DemoAnnotator, RuleAnnotator, annotate_examples, annotate_run, evaluate,
-                                  export_demo, import_demo, load_gold)
-from prunelens.schema import LABELS
+from prunelens.categories import (
+    DemoAnnotator,
+    RuleAnnotator,
+    annotate_examples,
+    annotate_run,
+    evaluate,
+    export_demo,
+    import_demo,
+    load_gold,
+)
 from prunelens.data import DataError
-from prunelens.pruning import prune_examples
+from prunelens.schema import LABELS
 
 DATA = Path(__file__).parent / "data"
 
@@ -88,10 +97,8 @@ def test_gold_set_covers_both_sources_and_every_label():
 
 
 @pytest.fixture(scope="module")
-def pruned_run(tiny_model, short_chains, tmp_path_factory):
-    out = tmp_path_factory.mktemp("cat-run")
-    prune_examples(tiny_model, short_chains[:3], out, method="truncate", show_progress=False)
-    return out
+def pruned_run(tiny_run):
+    return tiny_run("truncate", chains=3)
 
 
 def test_annotate_run_and_demo_round_trip(pruned_run, tmp_path):
@@ -176,3 +183,7 @@ def test_import_demo_names_bad_lines(tmp_path):
     path.write_text('{"question": "q", "reason_tokens_json": [{"token_position": 0}]}\n')
     with pytest.raises(DataError, match="bad.jsonl, line 1: not in the demo format"):
         import_demo(path)
+
+
+def test_categories_record_their_annotator(full_run):
+    assert set(pd.read_parquet(full_run["greedy"] / "categories.parquet").annotator) == {"rules-v3"}

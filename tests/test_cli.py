@@ -1,8 +1,11 @@
 """The command line checks its arguments before it loads a model, and imports nothing heavy for --help."""
 
+import os
 import subprocess
 import sys
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from prunelens.cli import main
@@ -192,3 +195,39 @@ def test_shards_take_their_share_of_the_cores(monkeypatch):
         assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)
+
+
+def test_cli_agree_between_runs(full_run, tmp_path):
+    from prunelens.cli import main
+
+    assert main(["agree", str(full_run["greedy"]), str(full_run["greedy"]), "--out", str(tmp_path / "same.csv")]) == 0
+    same = pd.read_csv(tmp_path / "same.csv")
+    assert len(same) == 6 and np.allclose(same.spearman, 1) and (same.same_first == same.n_reasoning).all()
+    assert main(["agree", str(full_run["greedy"]), str(full_run["random"]), "--out", str(tmp_path / "rnd.csv")]) == 0
+    assert pd.read_csv(tmp_path / "rnd.csv").spearman.mean() < 0.9
+
+
+def test_cli_help_for_every_subcommand():
+    for command in ("info", "prune", "features", "annotate", "analyze", "agree", "figures", "view", "demo", "merge"):
+        result = run_cli(command, "--help")
+        assert result.returncode == 0 and "usage: prunelens" in result.stdout, command
+@pytest.mark.slow  # end to end: the fast lane has its parts
+def test_cli_info_and_one_line_errors(tmp_path):
+    info = run_cli("info")
+    assert info.returncode == 0
+    fields = dict(line.split(None, 1) for line in info.stdout.strip().splitlines())
+    assert (fields["layers"], fields["heads"], fields["d_model"]) == ("30", "9", "576")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "question": "q"}\n')
+    result = run_cli("prune", "--data", f"jsonl:{bad}", "--out", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == \
+        f"prunelens prune: error: {bad}, line 1: missing field 'reasoning'"
+    missing = run_cli("analyze", str(tmp_path / "nothing"))
+    assert missing.returncode == 2 and "run `prunelens prune` first" in missing.stderr
+    assert "Traceback" not in result.stderr + missing.stderr
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "prunelens.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=600)

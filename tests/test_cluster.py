@@ -3,8 +3,12 @@ survive a worker killed mid-example, and report bad examples by id."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pandas as pd
 import psutil
@@ -164,3 +168,40 @@ def test_distill_on_ray_trains_the_students_of_a_plain_run(cluster, one_thread, 
     for path in (tmp_path / "plain" / "generations").glob("*.parquet"):
         pd.testing.assert_frame_equal(pd.read_parquet(path).drop(columns="seconds"),
                                       pd.read_parquet(tmp_path / "ray" / "generations" / path.name).drop(columns="seconds"))
+
+
+def test_prune_on_a_local_ray_cluster_from_the_command_line(tiny_model, short_chains, tmp_path):
+    data = _chains(short_chains, tmp_path / "chains.jsonl", 4)
+    _finish([subprocess.Popen(_prune(tiny_model, data, tmp_path / "plain"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)])
+    proc = subprocess.run(_prune(tiny_model, data, tmp_path / "ray", "--ray", "local", "--ray-workers", "2"),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "on 2 Ray workers" in proc.stderr and "pruned 4 example(s)" in proc.stdout
+    _same_tables(tmp_path / "plain", tmp_path / "ray")
+
+
+def _chains(short_chains, path: Path, n: int = 6) -> str:
+    with path.open("w") as handle:
+        for e in short_chains[:n]:
+            handle.write(json.dumps({"id": e.id, "question": e.question, "reasoning": e.reasoning,
+                                     "answer": e.answer}) + "\n")
+    return f"jsonl:{path}"
+
+
+def _finish(procs) -> None:
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+
+
+def _prune(model, data: str, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "prunelens.cli", "prune", "--model", str(model.path), "--data", data,
+            "--method", "random", "--threads", "1", "--out", str(out), *extra]
+
+
+def _same_tables(a: Path, b: Path) -> None:
+    for table in ("examples", "tokens"):
+        left, right = (pd.read_parquet(run / f"{table}.parquet").drop(columns=["seconds", "rank_seconds"],
+                                                                       errors="ignore") for run in (a, b))
+        pd.testing.assert_frame_equal(left, right)

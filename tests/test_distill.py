@@ -19,13 +19,9 @@ from prunelens.schema import chains_at
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_model, short_chains, tmp_path_factory):
-    root = tmp_path_factory.mktemp("distill-runs")
-    out = {}
-    for method, keep in (("greedy", 0.0), ("random", 0.0), ("truncate", 0.5)):
-        out[method] = root / method
-        prune_examples(tiny_model, short_chains[:4], out[method], method=method, keep_ratio=keep, show_progress=False)
-    return out
+def runs(tiny_run):
+    return {method: tiny_run(method, chains=4, keep_ratio=keep) for method, keep in
+            (("greedy", 0.0), ("random", 0.0), ("truncate", 0.5))}
 
 
 def _config(tiny_model, **settings):
@@ -135,8 +131,7 @@ def test_a_killed_training_resumes_from_its_checkpoint(tiny_model, runs, tmp_pat
 
     a, b = (load_file(tmp_path / d / FINAL / "model.safetensors") for d in ("whole", "killed"))
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)  # the same student as an unbroken run
-
-
+@pytest.mark.slow  # end to end: the fast lane has its parts
 def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tmp_path, monkeypatch):
     """The whole stage on a tiny student: every condition and the base model evaluated on a held-out set,
     paired against greedy, the comparison so far readable after a kill, and a second call redoes nothing."""

@@ -11,12 +11,19 @@ import torch
 from scipy.stats import norm
 
 from prunelens.data import Example
-from prunelens.numbers import broken_number_share
-
 from prunelens.distill.evaluate import (
-    INSTRUCT_PREFIX, answers_match, extract_answer, generate, hedge_count, hedge_rate, kl_drift, mcnemar_exact,
-    paired_permutation, wilson_interval,
+    INSTRUCT_PREFIX,
+    answers_match,
+    extract_answer,
+    generate,
+    hedge_count,
+    hedge_rate,
+    kl_drift,
+    mcnemar_exact,
+    paired_permutation,
+    wilson_interval,
 )
+from prunelens.numbers import broken_number_share
 
 QUESTIONS = ["What is 2 + 3?", "Tom has 4 apples and eats 1. How many are left?", "Name a prime number."]
 

@@ -6,8 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunelens.data import Example, drop_twins, load_examples, problem_key
-from prunelens.distill.stats import holm, mixed_logit, paired_bootstrap, planned_comparisons
+from prunelens.distill.stats import (
+    holm,
+    mixed_logit,
+    paired_bootstrap,
+    planned_comparisons,
+)
 
 
 def test_bootstrap_of_one_seed_each_is_the_paired_bootstrap_over_problems():
@@ -78,26 +82,5 @@ def test_planned_comparisons_correct_only_the_family():
     assert table.loc[("a@0.8", "d@0.8"), "status"] == "pending"
 
 
-def test_gsm_symbolic_twins_share_template_and_numbers():
-    """gsm-symbolic-1-92 is training problem gsm-symbolic-0-1916 with a tower of tiles for a building of bricks."""
-    train = load_examples("gsm-symbolic:templates=72", limit=60, seed=0)
-    twin = next(e for e in load_examples("gsm-symbolic:templates=72", limit=10, seed=1) if e.id == "gsm-symbolic-1-92")
-    original = next(e for e in train if e.id == "gsm-symbolic-0-1916")
-    assert twin.question != original.question and twin.answer == original.answer
-    assert problem_key(twin.id, twin.question) == problem_key(original.id, original.question)
-    other = next(e for e in train if e.id != original.id)
-    assert problem_key(other.id, other.question) != problem_key(original.id, original.question)
 
 
-def test_drop_twins_leaves_out_training_twins_and_repeats():
-    train = load_examples("gsm-symbolic:templates=72", limit=60, seed=0)
-    candidates = load_examples("gsm-symbolic:templates=72", limit=40, seed=1)
-    planted = Example("mine-1", "What is 2 + 2?", "2 + 2 = 4", "4")
-    again = Example("mine-2", "what is 2 +  2?", "2 plus 2", "4")  # the same question, written otherwise
-    kept, dropped = drop_twins(candidates + [planted, again], [(e.id, e.question) for e in train])
-    assert "gsm-symbolic-1-92" not in {e.id for e in kept}  # the twin of a training problem
-    assert planted in kept and again not in kept and dropped["repeated"] >= 1
-    keys = [problem_key(e.id, e.question) for e in kept]
-    assert len(set(keys)) == len(keys)  # no two kept problems are the same problem
-    assert not set(keys) & {problem_key(e.id, e.question) for e in train}
-    assert dropped["seen"] >= 1 and len(kept) + dropped["seen"] + dropped["repeated"] == len(candidates) + 2

@@ -6,7 +6,6 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 

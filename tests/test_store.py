@@ -1,7 +1,4 @@
-"""Many writers at once, as real processes: two shards started together into one run directory,
-two processes converting the embedded model into one empty cache, and `prune --ray local`."""
-
-from __future__ import annotations
+"""Part files and tables of a run (``prunelens.store``): atomic writes, shards at once."""
 
 import json
 import os
@@ -10,8 +7,24 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from prunelens.cli import main
+
+
+def test_outputs_follow_the_umask_without_changing_it(tmp_path, monkeypatch):
+
+    from prunelens.store import atomic_write
+
+    old = os.umask(0o027)
+    try:
+        monkeypatch.setattr(os, "umask", lambda mask: pytest.fail("atomic_write changed the process umask"))
+        path = atomic_write(tmp_path / "out.txt", lambda tmp: tmp.write_text("x"))
+    finally:
+        monkeypatch.undo()
+        os.umask(old)
+    assert path.read_text() == "x" and (path.stat().st_mode & 0o777) == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]  # no temporary file left
 
 
 def _chains(short_chains, path: Path, n: int = 6) -> str:
@@ -38,8 +51,7 @@ def _same_tables(a: Path, b: Path) -> None:
         left, right = (pd.read_parquet(run / f"{table}.parquet").drop(columns=["seconds", "rank_seconds"],
                                                                        errors="ignore") for run in (a, b))
         pd.testing.assert_frame_equal(left, right)
-
-
+@pytest.mark.slow  # end to end: the fast lane has its parts
 def test_two_shards_started_together_merge_to_every_example_once(tiny_model, short_chains, tmp_path):
     data = _chains(short_chains, tmp_path / "chains.jsonl")
     out = tmp_path / "run"
@@ -52,29 +64,3 @@ def test_two_shards_started_together_merge_to_every_example_once(tiny_model, sho
     ids = pd.read_parquet(out / "examples.parquet").example_id
     assert sorted(ids) == sorted(e.id for e in short_chains[:6])
     _same_tables(tmp_path / "plain", out)
-
-
-def test_prune_on_a_local_ray_cluster_from_the_command_line(tiny_model, short_chains, tmp_path):
-    data = _chains(short_chains, tmp_path / "chains.jsonl", 4)
-    _finish([subprocess.Popen(_prune(tiny_model, data, tmp_path / "plain"), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)])
-    proc = subprocess.run(_prune(tiny_model, data, tmp_path / "ray", "--ray", "local", "--ray-workers", "2"),
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    assert "on 2 Ray workers" in proc.stderr and "pruned 4 example(s)" in proc.stdout
-    _same_tables(tmp_path / "plain", tmp_path / "ray")
-
-
-def test_two_processes_converting_the_embedded_model_at_once_both_succeed(tmp_path):
-    code = ("from prunelens.models import load_model; import torch; m = load_model(); "
-            "print(m.path, m.hf(torch.tensor([[1, 2, 3]])).logits.shape[-1])")
-    env = {**os.environ, "PRUNELENS_CACHE": str(tmp_path / "cache")}
-    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    outs = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=600)
-        assert proc.returncode == 0, err
-        outs.append(out.split())
-    assert outs[0] == outs[1] == [str(tmp_path / "cache" / "smollm2-135m"), "49152"]
-    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["smollm2-135m"]  # no temporary left

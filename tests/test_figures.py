@@ -1,0 +1,47 @@
+"""Figures of a run (``prunelens.figures``)."""
+
+import shutil
+
+import pandas as pd
+import pytest
+
+from prunelens.analysis import analyze
+from prunelens.figures import make_figures
+from prunelens.viewer import write_viewer
+
+
+@pytest.mark.slow  # end to end: the fast lane has its parts
+def test_figures_and_viewer(full_run, tmp_path):
+    analyze(full_run["greedy"], show_progress=False)
+    shutil.rmtree(full_run["random"] / "analysis", ignore_errors=True)
+    unanalysed = {p.name for p in make_figures(full_run["greedy"], tmp_path / "a", compare=[full_run["random"]])}
+    assert "category_survival_by_method.png" not in unanalysed  # a compared run without analysis adds no bars
+    analyze(full_run["random"], show_progress=False)
+    paths = make_figures(full_run["greedy"], tmp_path / "figs", compare=[full_run["random"]])
+    names = {p.name for p in paths}
+    for stem in ("trajectory", "position_vs_step", "category_survival", "rank_by_category", "example_chain",
+                 "attention_heatmap", "predicted_vs_actual", "category_survival_by_method"):
+        assert {f"{stem}.png", f"{stem}.pdf"} <= names
+    assert all(p.stat().st_size > 1000 for p in paths)
+    page = write_viewer(full_run["greedy"], tmp_path / "view.html").read_text()
+    assert "http" not in page.replace("http-equiv", "")  # no network: nothing is fetched
+    assert page.count('"id": "gsm8k-') == 6
+
+
+def test_example_chain_figure_keeps_step_numbers_apart_and_shows_white_space():
+    import matplotlib.pyplot as plt
+
+    from prunelens.figures import example_figure
+
+    texts = ["3", "0", "1", "6", " ", "\n", "apples"]
+    tokens = pd.DataFrame({"example_id": "e", "position": range(7), "token_text": texts,
+                           "category": ["SymbMath"] * 4 + ["Grammar"] * 2 + ["EntName"],
+                           "deleted_step": pd.array([30, 16, 11, 39, 2, None, 7], dtype="Int64")})
+    ax = example_figure(tokens, "e").axes[0]
+    labels = sorted(((t.get_position(), t.get_text()) for t in ax.texts if t.get_fontsize() < 9 and t.get_text()),
+                    key=lambda item: (item[0][1], item[0][0]))
+    for ((x0, y0), text0), ((x1, y1), _) in zip(labels, labels[1:]):
+        assert y0 != y1 or x1 - x0 >= len(text0) + 1  # each number has its own cell and a gap
+    shown = [t.get_text() for t in ax.texts if t.get_fontsize() >= 9]
+    assert "␣" in shown and "⏎" in shown  # white space is visible, not an empty box
+    plt.close("all")
