@@ -32,8 +32,8 @@ browser:
 test: setup browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
-# The fast lane: tiny random models only; no embedded model, Ray cluster, browser or notebook kernel.
-FAST := not slow and not real_model and not ray and not browser and not notebook
+# The fast lane: tiny random models only; no embedded model, Ray cluster, browser, notebook kernel or family matrix.
+FAST := not slow and not real_model and not ray and not browser and not notebook and not families
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "$(FAST)"
 

@@ -72,7 +72,7 @@ def _report_skipped(messages: Sequence[str]) -> None:
 def cmd_info(args) -> None:
     from .models import describe
 
-    info = describe(args.model, args.device)
+    info = describe(args.model, args.device, args.attention)
     width = max(map(len, info))
     for key, value in info.items():
         print(f"{key:<{width}}  {value}")
@@ -82,10 +82,11 @@ def cmd_prune(args) -> None:
     from .run import Run
 
     core = {name: getattr(args, name) for name in ("objective", "keep_ratio", "max_batch", "memory_gib", "dtype",
-                                                   "lockstep")}
+                                                   "lockstep", "layout")}
     summary = Run(args.out).prune(args.model, args.data, args.method, limit=args.limit, min_tokens=args.min_tokens,
                                   max_tokens=args.max_tokens, seed=args.seed, skip_bad=args.skip_bad, shard=args.shard,
-                                  ray=_ray(args), threads=args.threads, device=args.device, **core,
+                                  ray=_ray(args), threads=args.threads, device=args.device,
+                                  attention=args.attention, **core,
                                   **_method_settings(args))
     _report_skipped(summary["skipped"])
     table = "texts" if Run(args.out).is_text else "tokens"
@@ -113,7 +114,7 @@ def cmd_features(args) -> None:
 
     layers, at_keep = _numbers(args.layers, "--layers") or None, _numbers(args.at_keep, "--at-keep", float)
     summary = Run(args.run).features(args.model, layers=layers, at_keep=at_keep, ray=_ray(args), threads=args.threads,
-                                     device=args.device, skip_bad=args.skip_bad)
+                                     device=args.device, attention=args.attention, skip_bad=args.skip_bad)
     _report_skipped(summary["skipped"])
     print(f"features -> {summary['path']}")
 
@@ -121,7 +122,7 @@ def cmd_features(args) -> None:
 def cmd_dynamic(args) -> None:
     from .run import Run
 
-    print(f"dynamic -> {Run(args.run).dynamic(args.model, _numbers(args.keeps, '--keeps', float), args.device)}")
+    print(f"dynamic -> {Run(args.run).dynamic(args.model, _numbers(args.keeps, '--keeps', float), args.device, args.attention)}")
 
 
 def cmd_annotate(args) -> None:
@@ -199,7 +200,7 @@ def cmd_demo(args) -> None:
     from .run import Run
 
     run = Run.demo(args.out, args.model, limit=args.limit, max_tokens=args.max_tokens, method=args.method,
-                   seed=args.seed, device=args.device)
+                   seed=args.seed, device=args.device, attention=args.attention)
     print(f"\nrun:      {run.path}  (examples.parquet, tokens.parquet, features.parquet, categories.parquet)")
     print(f"analysis: {run.path / 'analysis'}")
     print(f"figures:  {run.path / 'figures'}  ({len(list((run.path / 'figures').glob('*.png')))} figures, PNG + PDF)")
@@ -257,6 +258,8 @@ def _model_args(parser: argparse.ArgumentParser, default: str | None = DEFAULT_M
     said = f"default: {default}, the embedded model" if default else "default: the model the run was pruned with"
     parser.add_argument("--model", default=default, help=f"embedded name, Hugging Face id or local directory ({said})")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    parser.add_argument("--attention", default=None, choices=("sdpa", "eager"),
+                        help="the model's attention (default: sdpa where its family has it, else eager)")
 
 
 def _data_args(parser) -> None:

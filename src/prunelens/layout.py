@@ -3,11 +3,16 @@
 Layout (token ids, concatenated)::
 
     prompt_ids    = chat template of [user: question] with the assistant header (generation prompt)
+                    [+ the opening of a think block: the think layout]
     reasoning_ids = tokenizer(reasoning), no special tokens   <- the deletable tokens
-    post_ids      = tokenizer("\\nAnswer: {answer}") + the template's end-of-turn text, tokenised
+    post_ids      = tokenizer(between + "Answer: {answer}" + the template's end-of-turn text)
 
-Each part is tokenised on its own, so the ids of a pruned chain are ``prompt_ids + kept
-reasoning_ids + post_ids``. Decoding the concatenation gives back ``render_text``.
+``between`` is a line break (the plain layout) or the close of the think block (``</think>`` and
+the blank line the template puts after it: the think layout), so a thinking model's chain is
+scored inside its think block and its answer after it, as it writes them. ``LAYOUTS``: ``auto``
+(think where the template opens a think block: Qwen3, DeepSeek-R1-Distill; plain elsewhere),
+``think`` or ``plain``. Each part is tokenised on its own, so the ids of a pruned chain are
+``prompt_ids + kept reasoning_ids + post_ids``. Decoding the concatenation gives back ``render_text``.
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ from dataclasses import dataclass
 from .data import Example
 from .errors import LayoutError  # noqa: F401  (re-exported: raised here, defined with the other user errors)
 
-ANSWER_PREFIX = "\nAnswer: "
+ANSWER = "Answer: "
+LAYOUTS = ("auto", "think", "plain")
 _PROBE = "\x00PRUNELENS\x00"
+_REASONING = "\x00PRUNELENS-REASONING\x00"
+THINK_CLOSE = "\n</think>\n\n"  # where a template opens a think block but will not render one
 
 
 @dataclass(frozen=True)
@@ -63,19 +71,71 @@ def word_units(texts: list[str]) -> list[list[int]]:
     return words
 
 
-def template_parts(tokenizer, question: str) -> tuple[str, str]:
-    """(prompt text up to the assistant header, end-of-turn text after the assistant's message)."""
+@dataclass(frozen=True)
+class Template:
+    """The text around a chain: ``prompt`` (through the generation prompt, and the think block's
+    opening in the think layout), ``between`` (after the reasoning, before ``Answer:``), ``end`` (the
+    template's text after an assistant message), and the layout it is (``think`` or ``plain``)."""
+
+    prompt: str
+    between: str
+    end: str
+    layout: str
+
+
+def _render(tokenizer, messages, **kwargs) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, **kwargs)
+
+
+def _think(tokenizer, messages: list[dict], prompt: str) -> Template | None:
+    """The think layout of a template, where it opens a think block: rendered with the reasoning as the
+    assistant turn's ``reasoning_content`` (Qwen3), or after a generation prompt that ends inside an
+    opened block (DeepSeek-R1-Distill, which renders no reasoning)."""
+    try:
+        full = _render(tokenizer, messages + [{"role": "assistant", "content": _PROBE, "reasoning_content": _REASONING}])
+    except Exception:  # a template that takes no reasoning_content renders it any way it fails
+        full = ""
+    if _REASONING in full and _PROBE in full.split(_REASONING, 1)[1]:
+        head, rest = full.split(_REASONING, 1)
+        between, _, end = rest.partition(_PROBE)
+        if head.startswith(prompt) and "<think>" in head[len(prompt):] + between:
+            return Template(head, between, end, "think")
+    if prompt.rstrip().endswith("<think>"):
+        end = _render(tokenizer, messages + [{"role": "assistant", "content": _PROBE}]).partition(_PROBE)[2]
+        return Template(prompt, THINK_CLOSE, end, "think")
+    return None
+
+
+def template_parts(tokenizer, question: str, layout: str = "auto", example_id: str = "") -> Template:
+    """The template around a chain of ``question`` in ``layout`` (``LAYOUTS``); a one-line error where the
+    template does not render the prompt as the start of the reply, saying where they differ."""
+    from .errors import SettingsError
+
+    if layout not in LAYOUTS:
+        raise SettingsError(f"unknown layout {layout!r}: use one of {', '.join(LAYOUTS)}")
     messages = [{"role": "user", "content": question}]
-    if getattr(tokenizer, "chat_template", None):
-        prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        full = tokenizer.apply_chat_template(
-            messages + [{"role": "assistant", "content": _PROBE}], tokenize=False)
-        head, _, end = full.partition(_PROBE)
-        if not head.startswith(prompt.rstrip()):
-            raise LayoutError("the chat template does not render the prompt as a prefix of the reply")
-        return prompt, end
-    # Base models without a template: a plain question / reasoning / answer text.
-    return f"Question: {question}\nReasoning: ", (tokenizer.eos_token or "")
+    if not getattr(tokenizer, "chat_template", None):  # base models: a plain question / reasoning text
+        if layout == "think":
+            raise SettingsError("the model has no chat template, so no think block: use --layout plain or auto")
+        return Template(f"Question: {question}\nReasoning: ", "\n", tokenizer.eos_token or "", "plain")
+    prompt = _render(tokenizer, messages, add_generation_prompt=True)
+    if layout != "plain":
+        think = _think(tokenizer, messages, prompt)
+        if think is not None:
+            return think
+        if layout == "think":
+            raise SettingsError("the chat template opens no think block: use --layout plain or auto")
+    full = _render(tokenizer, messages + [{"role": "assistant", "content": _PROBE}])
+    head, _, end = full.partition(_PROBE)
+    if not head.startswith(prompt.rstrip()):
+        at = next((k for k, (a, b) in enumerate(zip(prompt, head)) if a != b), min(len(prompt), len(head)))
+        who = f"example {example_id}: " if example_id else ""
+        raise LayoutError(f"{who}the chat template does not render the prompt as the start of the reply: they differ "
+                          f"at character {at}, prompt {prompt[max(0, at - 20):at + 20]!r} against reply "
+                          f"{head[max(0, at - 20):at + 20]!r}; a template that opens a think block needs "
+                          "--layout think (or auto)")
+    # the reply goes where the template puts an assistant message's content (after Qwen3's empty think block)
+    return Template(head if head.startswith(prompt) else prompt, "\n", end, "plain")
 
 
 def tile_spans(offsets) -> list[tuple[int, int]]:
@@ -93,8 +153,9 @@ def tile_spans(offsets) -> list[tuple[int, int]]:
     return spans
 
 
-def render(example: Example, tokenizer, max_length: int | None = None, empty_ok: bool = False) -> Layout:
-    """Lay out ``example`` for ``tokenizer`` (see module docstring); raises LayoutError on bad input.
+def render(example: Example, tokenizer, max_length: int | None = None, empty_ok: bool = False,
+           layout: str = "auto") -> Layout:
+    """Lay out ``example`` for ``tokenizer`` in ``layout`` (see module docstring); raises LayoutError on bad input.
 
     ``empty_ok``: an empty reasoning is laid out as no reasoning tokens (a student's answer-only
     training chain) instead of an error.
@@ -103,11 +164,11 @@ def render(example: Example, tokenizer, max_length: int | None = None, empty_ok:
         raise LayoutError(f"example {example.id}: empty reasoning")
     if not example.answer.strip():
         raise LayoutError(f"example {example.id}: empty answer")
-    prompt, end = template_parts(tokenizer, example.question)
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    template = template_parts(tokenizer, example.question, layout, example.id)
+    prompt_ids = tokenizer(template.prompt, add_special_tokens=False)["input_ids"]
     enc = tokenizer(example.reasoning, add_special_tokens=False, return_offsets_mapping=True) if example.reasoning \
         else {"input_ids": [], "offset_mapping": []}
-    post_ids = tokenizer(ANSWER_PREFIX + example.answer + end, add_special_tokens=False)["input_ids"]
+    post_ids = tokenizer(template.between + ANSWER + example.answer + template.end, add_special_tokens=False)["input_ids"]
     answer_ids = tokenizer(example.answer.strip(), add_special_tokens=False)["input_ids"]
     if not answer_ids:
         raise LayoutError(f"example {example.id}: the answer tokenises into nothing")
@@ -120,7 +181,7 @@ def render(example: Example, tokenizer, max_length: int | None = None, empty_ok:
     return layout
 
 
-def render_text(example: Example, tokenizer) -> str:
+def render_text(example: Example, tokenizer, layout: str = "auto") -> str:
     """The text whose tokens ``render`` returns: prompt + reasoning + answer line + end of turn."""
-    prompt, end = template_parts(tokenizer, example.question)
-    return prompt + example.reasoning + ANSWER_PREFIX + example.answer + end
+    t = template_parts(tokenizer, example.question, layout, example.id)
+    return t.prompt + example.reasoning + t.between + ANSWER + example.answer + t.end

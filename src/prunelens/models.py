@@ -215,15 +215,35 @@ def model_id(name: str) -> str:
     return name
 
 
-def describe(name: str = DEFAULT_MODEL, device: str | None = None) -> dict[str, Any]:
+def describe(name: str = DEFAULT_MODEL, device: str | None = None, attention: str | None = None) -> dict[str, Any]:
     """A model's name, shape and where it is, without loading its weights; the device and dtype are
     those ``load_model`` would use."""
     import torch
 
     device = device or default_device()
-    info = load_model(name, device, weights=False).info()
-    return {**info, "device": device, "dtype": str(torch.float32 if device == "cpu" else torch.bfloat16).removeprefix(
-        "torch.")}
+    model = load_model(name, device, attention=attention, weights=False)
+    return {**model.info(), "device": device, "dtype": str(torch.float32 if device == "cpu" else torch.bfloat16)
+            .removeprefix("torch."), "attention": model.hf.config._attn_implementation}
+
+
+ATTENTIONS = ("sdpa", "eager")
+
+
+def attention_for(config, requested: str | None = None) -> str:
+    """The attention a model of ``config`` scores with: ``requested``, else sdpa where its family
+    supports it, else eager. sdpa for a family without it is a one-line error."""
+    from transformers import AutoModelForCausalLM
+
+    from .errors import SettingsError
+
+    if requested is not None and requested not in ATTENTIONS:
+        raise SettingsError(f"unknown attention {requested!r}: use one of {', '.join(ATTENTIONS)}")
+    model_class = AutoModelForCausalLM._model_mapping.get(type(config), None)
+    supported = getattr(model_class, "_supports_sdpa", True)
+    if requested == "sdpa" and not supported:
+        raise SettingsError(f"{model_class.__name__} has no sdpa attention in transformers (Gemma-2: its logit "
+                            "soft-capping): use --attention eager, or leave it out to choose by family")
+    return requested or ("sdpa" if supported else "eager")
 
 
 def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: torch.dtype | None = None,
@@ -231,7 +251,9 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: torc
     """Load ``name`` (embedded short name, hub id or local directory) in eval mode.
 
     Device is CUDA when available, else CPU; dtype float32 on CPU, bfloat16 on CUDA unless given;
-    attention ``sdpa`` unless given (the module docstring says what the hooked bridge does to it).
+    ``attention`` (``ATTENTIONS``): sdpa where the model's family supports it, else eager, unless
+    given (the module docstring says what the hooked bridge does to it); ``sdpa`` for a family that
+    has none (Gemma-2: its logit soft-capping) is a one-line error before any weight loads.
     ``weights=False`` gives the tokenizer and the model's shape with no weights (on the meta
     device): what the driver of a cluster run needs to lay out and record examples that its
     workers prune.
@@ -241,13 +263,14 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: torc
 
     device = device or default_device()
     dtype = dtype or (torch.float32 if device == "cpu" else torch.bfloat16)
-    attention = attention or "sdpa"
     path = resolve_model_path(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
+        config = AutoConfig.from_pretrained(path)
+        attention = attention_for(config, attention)
         if not weights:
             with torch.device("meta"):
-                hf = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path), dtype=dtype)
+                hf = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attention)
             return PrunerModel(name=model_id(name), hf=hf.eval(), tokenizer=tokenizer, path=path)
         hf = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation=attention)
     except OSError as err:

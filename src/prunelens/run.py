@@ -97,8 +97,8 @@ class Run:
     def prune(self, model: PrunerModel | str, examples: str | Iterable[Example], method: str | object = "greedy", *,
               limit: int | None = None, min_tokens: int = 0, max_tokens: int | None = None, seed: int = 0,
               skip_bad: bool = False, shard: str | None = None, ray: RayOptions | None = None,
-              threads: int | None = None, device: str | None = None, show_progress: bool = True,
-              **settings: Any) -> dict[str, Any]:
+              threads: int | None = None, device: str | None = None, attention: str | None = None,
+              show_progress: bool = True, **settings: Any) -> dict[str, Any]:
         """Prune ``examples`` (Example objects, or a source as ``load_examples`` reads it) into the run.
 
         ``method`` is a method's name with its ``settings`` as keywords, or a method object; the
@@ -107,7 +107,8 @@ class Run:
         tokens). ``model`` is a loaded model or a name (loaded here, after every check: shape only
         with ``ray``, whose workers load the weights). ``shard="i/n"`` prunes every n-th example
         and leaves the merge to ``merge`` once every shard is done; ``threads`` sets torch's CPU
-        threads (default with a shard: the cores divided by n). Returns the summary of
+        threads (default with a shard: the cores divided by n); ``attention`` forces ``sdpa`` or
+        ``eager`` for a model loaded here (default: by family). Returns the summary of
         ``pruning.prune_examples``, with ``skipped`` holding bad input lines and examples.
         """
         from .data import same_source, select_examples, source_id
@@ -135,7 +136,7 @@ class Run:
             device = device or _default_device()
         else:
             device = _cluster_device(model, ray)
-        loaded = _load(model, device, config.torch_dtype(device), weights=ray is None)
+        loaded = _load(model, device, config.torch_dtype(device), weights=ray is None, attention=attention)
         data = source_id(source) if source is not None else None
         recorded = self.config.get("prune", {}).get("data")
         if recorded != data and same_source(recorded, data):
@@ -160,7 +161,8 @@ class Run:
 
     def features(self, model: PrunerModel | str | None = None, *, layers: Sequence[int] | None = None,
                  at_keep: Sequence[float] = (), ray: RayOptions | None = None, threads: int | None = None,
-                 device: str | None = None, skip_bad: bool = False, show_progress: bool = True) -> dict[str, Any]:
+                 device: str | None = None, attention: str | None = None, skip_bad: bool = False,
+                 show_progress: bool = True) -> dict[str, Any]:
         """Per-token features of every chain into ``features.parquet`` (``features.features_run``);
         ``model``: the run's own by default (another one is refused)."""
         from .features import features_run
@@ -169,9 +171,10 @@ class Run:
         name = self._model(model)
         if ray is None:
             set_threads(threads)
-            loaded = _load(model if model is not None and not isinstance(model, str) else name, device)
+            loaded = _load(model if model is not None and not isinstance(model, str) else name, device,
+                           attention=attention)
         else:
-            loaded = _load(name, _cluster_device(name, ray), weights=False)
+            loaded = _load(name, _cluster_device(name, ray), weights=False, attention=attention)
         return features_run(loaded, self.path, layers, at_keep, show_progress=show_progress, ray=ray,
                             skip_bad=skip_bad)
 
@@ -202,7 +205,7 @@ class Run:
         return export_demo(self.path, path)
 
     def dynamic(self, model: PrunerModel | str | None = None, keeps: Sequence[float] | None = None,
-                device: str | None = None, show_progress: bool = True) -> Path:
+                device: str | None = None, attention: str | None = None, show_progress: bool = True) -> Path:
         """Every remaining token scored at several keep ratios of an exact greedy run (``dynamic.parquet``)."""
         from .dynamic import DYNAMIC_KEEPS, dynamic_run
 
@@ -214,7 +217,7 @@ class Run:
             raise RunError(f"{self.path} was made with {sorted(methods)}: dynamic importance follows exact "
                            "greedy's states (--method greedy)")
         name = self._model(model)
-        loaded = _load(model if model is not None and not isinstance(model, str) else name, device)
+        loaded = _load(model if model is not None and not isinstance(model, str) else name, device, attention=attention)
         return dynamic_run(loaded, self.path, keeps, show_progress=show_progress)
 
     def analyze(self, out: str | Path | None = None, linear_only: bool = False,
@@ -274,15 +277,15 @@ class Run:
     @classmethod
     def demo(cls, path: str | Path = "runs/demo", model: PrunerModel | str = DEFAULT_MODEL,
              examples: str | Iterable[Example] = "gsm-symbolic", limit: int = 12, max_tokens: int = 50,
-             method: str = "greedy", seed: int = 0, device: str | None = None, show_progress: bool = True,
-             stages: Sequence[str] = PIPELINE) -> Run:
+             method: str = "greedy", seed: int = 0, device: str | None = None, attention: str | None = None,
+             show_progress: bool = True, stages: Sequence[str] = PIPELINE) -> Run:
         """Every stage of ``stages`` (in pipeline order) into ``path``, resuming what is there:
         ``limit`` chains of at most ``max_tokens`` reasoning tokens of ``examples``, pruned by ``method``."""
         unknown = sorted(set(stages) - set(PIPELINE))
         if unknown:
             raise SettingsError(f"unknown stages {unknown}: use some of {', '.join(PIPELINE)}")
         run = cls(path)
-        loaded = _load(model, device)
+        loaded = _load(model, device, attention=attention)
         for stage in [s for s in PIPELINE if s in stages]:
             if stage == "prune":
                 run.prune(loaded, examples, method, limit=limit, max_tokens=max_tokens, seed=seed,
@@ -330,13 +333,14 @@ def _tokenizer(model: PrunerModel | str):
     return AutoTokenizer.from_pretrained(resolve_model_path(model))
 
 
-def _load(model: PrunerModel | str, device: str | None = None, dtype=None, weights: bool = True) -> PrunerModel:
+def _load(model: PrunerModel | str, device: str | None = None, dtype=None, weights: bool = True,
+          attention: str | None = None) -> PrunerModel:
     """``model`` itself when loaded, else loaded by name."""
     if not isinstance(model, str):
         return model
     from .models import load_model
 
-    return load_model(model, device, dtype, weights=weights)
+    return load_model(model, device, dtype, attention=attention, weights=weights)
 
 
 def _default_device() -> str:

@@ -1,7 +1,7 @@
 """How well a student solves problems, how it writes, and how far it moved from its base model.
 
 - **Answers.** ``extract_answer`` reads the number on the last line that starts with ``Answer:``
-  (the line every training chain ends with, ``layout.ANSWER_PREFIX``; the last number on that
+  (the line every training chain ends with, ``layout.ANSWER``; the last number on that
   line). Fallback, when there is no such line or no number on it: the last number anywhere in the
   text, so a student that never learnt the answer line is still scored, at the risk of credit for
   a number it merely mentioned last. Numbers as ``prunelens.numbers`` finds and normalises them
@@ -148,9 +148,9 @@ def hedge_rate(texts: Sequence[str], n_tokens: Sequence[int]) -> float:
 
 def _prompt(tokenizer, question: str, style: str) -> str:
     if style == "chat":
-        return template_parts(tokenizer, question)[0]
+        return template_parts(tokenizer, question).prompt
     if style == "instruct":
-        return template_parts(tokenizer, INSTRUCT_PREFIX + question)[0]
+        return template_parts(tokenizer, INSTRUCT_PREFIX + question).prompt
     if style == "plain":
         return f"Question: {question}\nReasoning: "
     raise SettingsError(f"unknown prompt style {style!r}: use one of {', '.join(STYLES)}")
@@ -158,7 +158,7 @@ def _prompt(tokenizer, question: str, style: str) -> str:
 
 def _stop_ids(tokenizer) -> list[int]:
     """The eos id, and the template's end-of-turn token: the first token after a reply, if special."""
-    first = tokenizer(template_parts(tokenizer, "")[1], add_special_tokens=False)["input_ids"][:1]
+    first = tokenizer(template_parts(tokenizer, "").end, add_special_tokens=False)["input_ids"][:1]
     special = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder)
     return sorted({i for i in [tokenizer.eos_token_id, *first] if i is not None and i in special})
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..errors import SettingsError
+from ..layout import LAYOUTS
 from ..schema import OBJECTIVES
 from .registry import METHODS, all_settings, defaults, make, recorded, settings_of, writes_text
 
@@ -47,10 +48,13 @@ class PruneConfig:
         "help": "weights' dtype (auto: float32 on CPU, bfloat16 on CUDA); log-softmax is float32", "choices": DTYPES})
     lockstep: int = field(default=1, metadata={
         "help": "the searches: search this many examples side by side, scored in shared passes"})
+    layout: str = field(default="auto", metadata={
+        "help": "think: the reasoning inside the model's think block, the answer after it; plain: the reasoning "
+                "as the reply; auto: think where the chat template opens a think block", "choices": LAYOUTS})
 
     def __init__(self, method: str | object = "greedy", objective: str = "reason-answer", keep_ratio: float = 0.0,
                  seed: int = 0, max_batch: int | None = None, memory_gib: float | None = None, dtype: str = "auto",
-                 lockstep: int = 1, **settings: Any):
+                 lockstep: int = 1, layout: str = "auto", **settings: Any):
         if isinstance(method, str):
             _check_others(method, settings)
             method = make(method, **settings)
@@ -60,7 +64,7 @@ class PruneConfig:
             raise SettingsError(f"{method!r} is not a pruning method (one of METHODS, or an object with name and rank)")
         for name, value in (("method", method), ("objective", objective), ("keep_ratio", float(keep_ratio)),
                             ("seed", seed), ("max_batch", max_batch), ("memory_gib", memory_gib), ("dtype", dtype),
-                            ("lockstep", lockstep)):
+                            ("lockstep", lockstep), ("layout", layout)):
             object.__setattr__(self, name, value)
         self._check()
 
@@ -80,6 +84,8 @@ class PruneConfig:
             raise SettingsError(f"lockstep is for the searches ({', '.join(searches)}), not {self.method.name}")
         if self.dtype not in DTYPES:
             raise SettingsError(f"unknown dtype {self.dtype!r}: use one of {', '.join(DTYPES)}")
+        if self.layout not in LAYOUTS:
+            raise SettingsError(f"unknown layout {self.layout!r}: use one of {', '.join(LAYOUTS)}")
         check = getattr(self.method, "check", None)
         if check is not None:
             check(self)  # what the method needs of the rest (llmlingua: a keep ratio)
@@ -102,14 +108,15 @@ class PruneConfig:
         mine = recorded(self.method)
         return {"method": self.method.name, "objective": self.objective, "keep_ratio": self.keep_ratio,
                 "seed": self.seed, "max_batch": self.max_batch, "memory_gib": self.memory_gib, "dtype": self.dtype,
-                "lockstep": self.lockstep, **{key: mine.get(key) for key in all_settings()}}
+                "lockstep": self.lockstep, "layout": self.layout, **{key: mine.get(key) for key in all_settings()}}
 
     @classmethod
     def recorded_defaults(cls, method: str) -> dict[str, Any]:
         """What a run of ``method`` records for settings left at their defaults (a record made before a
         setting existed is read as its default)."""
         own = defaults(METHODS[method])
-        return {"lockstep": 1, "dtype": "auto", **{key: own.get(key) for key in all_settings()}}
+        return {"lockstep": 1, "dtype": "auto", "layout": "plain", "attention": "sdpa",  # as runs made before them
+                **{key: own.get(key) for key in all_settings()}}
 
     def torch_dtype(self, device: str):
         """The torch dtype to load the model in on ``device``."""

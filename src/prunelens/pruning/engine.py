@@ -108,6 +108,23 @@ class _Candidate:
         return self.resume - self.start
 
 
+def layer_windows(config) -> dict[str, int | None]:
+    """The attention window of each layer type of a model: ``{"full_attention": None}`` for most,
+    ``{"sliding_attention": W, "full_attention": None}`` for models with sliding layers (Gemma-2/3,
+    Qwen with ``use_sliding_window``); a model that slides on every layer without layer types
+    (Mistral, Phi-3 with ``sliding_window``) has one sliding type. A layer type that no mask here
+    can express stops the run before any pass."""
+    from ..errors import SettingsError
+
+    window = getattr(config, "sliding_window", None)
+    types = getattr(config, "layer_types", None) or ["sliding_attention" if window else "full_attention"]
+    unknown = sorted(set(types) - {"full_attention", "sliding_attention"})
+    if unknown:
+        raise SettingsError(f"{type(config).__name__} has {unknown[0]} layers: exact scoring knows full and sliding "
+                            "attention only")
+    return {kind: (int(window) if kind == "sliding_attention" else None) for kind in dict.fromkeys(types)}
+
+
 class Engine:
     """Forward passes for one model and objective, counting the tokens it processes."""
 
@@ -138,6 +155,7 @@ class Engine:
         self.act_bytes = (6 * int(config.hidden_size) + 3 * int(config.intermediate_size)) * size  # per slot
         self.score_bytes = heads * 4  # per (query, key) pair: eager attention's float32 scores
         self.head_rows = max(1, int(HEAD_SHARE * self.budget) // (3 * int(config.vocab_size) * 4))
+        self.windows = layer_windows(config)
         self.tokens = 0
         self.useful = 0
 
@@ -147,8 +165,9 @@ class Engine:
         """Final hidden states ``[R, W, d]`` and the cache after running ``ids`` on top of ``cache``."""
         from transformers import DynamicCache
 
-        past = DynamicCache(ddp_cache_data=cache, config=self.hf.config) if cache else \
-            DynamicCache(config=self.hf.config)
+        # no config: every layer keeps every key (a sliding layer's cache would keep only its window's,
+        # and packed rows reach further back); the masks apply the windows
+        past = DynamicCache(ddp_cache_data=cache) if cache else DynamicCache()
         out = self.decoder(input_ids=ids, position_ids=positions, attention_mask=mask,
                            past_key_values=past, use_cache=True)
         self.tokens += ids.numel()
@@ -346,6 +365,17 @@ class Engine:
             per_pass = min(per_pass, self.max_rows)
         return [(rows[i: i + per_pass], width) for i in range(0, len(rows), per_pass)]
 
+    def _masks(self, allowed: torch.Tensor, distance: torch.Tensor | None):
+        """The additive attention mask of each layer type from the keys a slot may see: one tensor where
+        every layer is of one type, else ``{layer type: mask}``; a sliding layer sees keys less than
+        its window behind."""
+        masks = {}
+        for kind, window in self.windows.items():
+            seen = allowed if window is None else allowed & (distance < window)
+            masks[kind] = torch.zeros(seen.shape, dtype=self.dtype, device=seen.device).masked_fill_(
+                ~seen, torch.finfo(self.dtype).min)
+        return next(iter(masks.values())) if len(masks) == 1 else masks
+
     @staticmethod
     def _prefixes(states: list[State], row_states: list[int], layer: int, kv: int, prefix: int) -> torch.Tensor:
         """Keys (``kv`` 0) or values (1) of each row's state at positions ``< prefix``: ``[R, heads, prefix, d]``;
@@ -441,8 +471,17 @@ class Engine:
             (key_block >= t[LO][:, :, None]) & (key_block < t[HI][:, :, None]),
             (slots[None, None, :] >= t[START][:, :, None]) & (slots[None, None, :] <= slots[None, :, None]),
         ], dim=-1)[:, None]
-        mask = torch.zeros(allowed.shape, dtype=self.dtype, device=device).masked_fill_(
-            ~allowed, torch.finfo(self.dtype).min)
+        if any(self.windows.values()):  # key positions: the prefix's, each row's reused blocks', its slots'
+            block_positions = np.zeros((len(rows), extra), dtype=np.int64)
+            for i, r, _, offset in placed:
+                x = candidates[i]
+                block_positions[r, offset: offset + x.reused] = np.arange(x.start, x.resume)
+            keys = torch.cat([key_prefix[0].expand(len(rows), -1), torch.from_numpy(block_positions).to(device),
+                              t[POSITIONS]], dim=-1)
+            distance = t[POSITIONS][:, None, :, None] - keys[:, None, None, :]
+        else:
+            distance = None
+        mask = self._masks(allowed, distance)
         hidden, past = self._forward(t[IDS], t[POSITIONS], cache, mask)
         needed = used["need"]
         if needed.any():

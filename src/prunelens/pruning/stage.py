@@ -93,10 +93,10 @@ def prune(model, layout: Layout | Example, config: PruneConfig | None = None, *,
     """
     from .engine import Engine
 
+    config = _config(config, settings)
     if isinstance(layout, Example):
         example_id = example_id or layout.id
-        layout = render(layout, model.tokenizer, model.max_length)
-    config = _config(config, settings)
+        layout = render(layout, model.tokenizer, model.max_length, layout=config.layout)
     if writes_text(config.method):
         raise SettingsError(f"{config.method.name} writes compressed text, not an order: run it with prune_examples")
     start = time.perf_counter()
@@ -226,7 +226,7 @@ def text_tables(model, example, layout: Layout, config: PruneConfig) -> dict[str
     rows = []
     for ratio, text in sorted(texts.items(), reverse=True):
         if text.strip():
-            compressed = render(replace(example, reasoning=text), model.tokenizer, model.max_length)
+            compressed = render(replace(example, reasoning=text), model.tokenizer, model.max_length, layout=config.layout)
             k, value = len(compressed.reasoning_ids), objective(compressed)
         else:  # nothing left: no chain to score
             k, value = 0, float("nan")
@@ -240,8 +240,13 @@ def text_tables(model, example, layout: Layout, config: PruneConfig) -> dict[str
 
 
 def run_config(model, config: PruneConfig) -> dict:
-    """What ``prune.json`` records: the whole config, the model and the dtype it ran in."""
-    return {**config.recorded(), "model": model.name, "dtype": str(model.dtype).removeprefix("torch.")}
+    """What ``prune.json`` records: the whole config, the model, the dtype and attention it ran in, and
+    the layout ``auto`` chose for its template."""
+    from ..layout import template_parts
+
+    return {**config.recorded(), "model": model.name, "dtype": str(model.dtype).removeprefix("torch."),
+            "attention": model.hf.config._attn_implementation,
+            "layout": template_parts(model.tokenizer, "", config.layout).layout}
 
 
 def _prune_one(model, item: tuple, config: PruneConfig, out: Path, show_progress: bool = False) -> None:
@@ -288,7 +293,7 @@ def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConf
     text = writes_text(method)
     mine = shard_of(examples, shard)
     store = StageStore(out, "prune", prune_tables(text))
-    store.check_config({**run_config(model, config), "data": data}, ignore=RESOURCE_SETTINGS,
+    store.check_config({**run_config(model, config), "data": data}, ignore=RESOURCE_SETTINGS + ("attention",),
                        defaults=PruneConfig.recorded_defaults(method.name))  # settings added since
     hashes = store.finished_column("content_hash")
     for example in mine:
@@ -301,7 +306,7 @@ def prune_examples(model, examples: Sequence, out: str | Path, config: PruneConf
     layouts = {}
     for example in todo:  # every example is checked before the first is pruned
         try:
-            layouts[example.id] = render(example, model.tokenizer, model.max_length)
+            layouts[example.id] = render(example, model.tokenizer, model.max_length, layout=config.layout)
         except LayoutError as err:
             if not skip_bad:
                 raise
