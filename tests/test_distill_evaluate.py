@@ -1,4 +1,4 @@
-"""Evaluation of distilled students: answers, intervals, paired tests, hedges, generation, drift."""
+"""Evaluation of distilled students: intervals, paired tests, hedges, broken numbers, drift."""
 
 from __future__ import annotations
 
@@ -10,12 +10,9 @@ import pytest
 import torch
 from scipy.stats import norm
 
+from helpers import with_hf
 from prunelens.data import Example
 from prunelens.distill.evaluate import (
-    INSTRUCT_PREFIX,
-    answers_match,
-    extract_answer,
-    generate,
     hedge_count,
     hedge_rate,
     kl_drift,
@@ -26,34 +23,6 @@ from prunelens.distill.evaluate import (
 from prunelens.numbers import broken_number_share
 
 QUESTIONS = ["What is 2 + 3?", "Tom has 4 apples and eats 1. How many are left?", "Name a prime number."]
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("2 + 3 = 5, so she has 5 apples.\nAnswer: 5", "5"),                      # correct answer line
-    ("She buys 3 and then 4 more.\nAnswer: 6", "6"),                          # a wrong answer is still read
-    ("She buys 3 pens at $2 each, 3 * 2 = 6 dollars.", "6"),                  # no answer line: last number
-    ("I cannot tell.", None),                                                 # no number at all
-    ("Answer: 3\n4 + 5 = 9\nanswer: 12 apples\nThen 13 more.", "12"),         # the last Answer line wins
-    ("Answer: 1 + 2 = 3\nSo 7.", "3"),                                        # the last number on that line
-    ("Total: 1,000 + 200\nAnswer: $1,200.00", "1200"),
-    ("Answer: -3.50", "-3.5"),
-    ("Answer: 0.25", "0.25"),
-    ("Answer: 18.", "18"),
-    ("Answer: 7.", "7"),
-    ("The answer is 18", "18"),                                               # fallback
-    ("Answer: unknown\nI counted 4 then 9 eggs.", "9"),                       # no number on the line: fallback
-    ("pages 3-5 were read\nAnswer: 2,500", "2500"),
-])
-def test_extract_answer_reads_hand_written_outputs(text, expected):
-    assert extract_answer(text) == expected
-
-
-def test_answers_match_compares_numbers_by_value():
-    assert answers_match("1200.0", "1,200") and answers_match("1200", "1,200")
-    assert answers_match(extract_answer("Answer: $18.00."), "18")
-    assert not answers_match("1201", "1,200") and not answers_match(None, "18")
-    assert not answers_match("18 apples", "18")  # a prediction is one number, not a sentence
-    assert answers_match(" yes ", "yes") and not answers_match("no", "yes")  # non-numeric gold: text
 
 
 def test_wilson_interval_matches_the_formula():
@@ -119,80 +88,6 @@ def test_broken_numbers_are_those_the_problem_never_states():
         broken_number_share(["4"], [problem, problem])
 
 
-def _like(model, hf, tokenizer=None):
-    """``model`` with another hf model (and tokenizer)."""
-    return SimpleNamespace(hf=hf, tokenizer=tokenizer or model.tokenizer, device=model.device)
-
-
-def _recording_model(tokenizer, reply_ids: list[int], seen: list):
-    """A model whose ``generate`` records its prompts and kwargs and appends ``reply_ids`` to each."""
-    def generate(input_ids, attention_mask, **kwargs):
-        seen.append((tokenizer.batch_decode(input_ids), kwargs))
-        return torch.cat([input_ids, torch.tensor([reply_ids] * len(input_ids))], dim=1)
-
-    return SimpleNamespace(hf=SimpleNamespace(generate=generate), tokenizer=tokenizer, device=torch.device("cpu"))
-
-
-def _untimed(outputs: list[dict], batch_size: int = 16) -> list[dict]:
-    """``outputs`` without their ``seconds``, which must be one share of its batch's time per batch."""
-    seconds = [o["seconds"] for o in outputs]
-    assert all(t > 0 for t in seconds)
-    assert all(len(set(seconds[i:i + batch_size])) == 1 for i in range(0, len(seconds), batch_size))
-    return [{k: v for k, v in o.items() if k != "seconds"} for o in outputs]
-
-
-def test_generate_prompts_stops_and_counts(tiny_model):
-    tok = tiny_model.tokenizer
-    end = tok.convert_tokens_to_ids("<|im_end|>")
-    answer = tok("Answer: 42", add_special_tokens=False)["input_ids"]
-    seen = []
-    model = _recording_model(tok, answer + [end, end, end], seen)
-    q = QUESTIONS[0]
-    chat = tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True)
-    instruct = tok.apply_chat_template([{"role": "user", "content": INSTRUCT_PREFIX + q}], tokenize=False,
-                                       add_generation_prompt=True)
-    for style, prompt in [("chat", chat), ("instruct", instruct), ("plain", f"Question: {q}\nReasoning: ")]:
-        out = _untimed(generate(model, [q], max_new_tokens=9, style=style, show_progress=False))
-        assert out == [{"text": "Answer: 42", "n_tokens": len(answer) + 1}]
-        assert seen[-1][0] == [prompt]
-        kwargs = seen[-1][1]
-        assert kwargs["do_sample"] is False and kwargs["max_new_tokens"] == 9 and end in kwargs["eos_token_id"]
-    no_stop = _recording_model(tok, answer, [])
-    assert _untimed(generate(no_stop, [q], show_progress=False)) == [{"text": "Answer: 42", "n_tokens": len(answer)}]
-
-
-def test_generate_stops_at_the_end_of_turn_token_as_well_as_eos(tiny_model):
-    tok = copy.deepcopy(tiny_model.tokenizer)
-    tok.eos_token = "<|endoftext|>"  # SmolLM2's eos is its end of turn: part them to see both stop
-    answer = tok("Answer: 42", add_special_tokens=False)["input_ids"]
-    for stop in ("<|endoftext|>", "<|im_end|>"):
-        model = _recording_model(tok, answer + [tok.convert_tokens_to_ids(stop)] + answer, [])
-        assert _untimed(generate(model, [QUESTIONS[0]], show_progress=False)) == [
-            {"text": "Answer: 42", "n_tokens": len(answer) + 1}]
-
-
-def test_generate_on_tiny_model_batches_with_left_padding(tiny_model):
-    out = _untimed(generate(tiny_model, QUESTIONS, max_new_tokens=5, batch_size=2, show_progress=False), 2)
-    assert len(out) == 3 and all(set(o) == {"text", "n_tokens"} and 1 <= o["n_tokens"] <= 5 for o in out)
-    alone = _untimed(generate(tiny_model, QUESTIONS[:1], max_new_tokens=5, show_progress=False))
-    batched = _untimed(generate(tiny_model, [QUESTIONS[0], QUESTIONS[1]], max_new_tokens=5, batch_size=2,
-                                show_progress=False), 2)
-    assert batched[0] == alone[0] == out[0]
-    assert tiny_model.tokenizer.padding_side == "right"  # restored
-    with pytest.raises(ValueError, match="chat, instruct, plain"):
-        generate(tiny_model, QUESTIONS, style="socratic", show_progress=False)
-
-
-
-def test_generate_pads_with_eos_when_the_tokenizer_has_no_pad_token(tiny_model):
-    tok = copy.deepcopy(tiny_model.tokenizer)
-    tok.pad_token = None
-    model = _like(tiny_model, tiny_model.hf, tok)
-    out = _untimed(generate(model, QUESTIONS[:2], max_new_tokens=3, batch_size=2, show_progress=False), 2)
-    assert out == _untimed(generate(tiny_model, QUESTIONS[:2], max_new_tokens=3, batch_size=2, show_progress=False), 2)
-    assert tok.pad_token is None and tok.padding_side == "right"  # restored
-
-
 PAIRS = [Example("a", "What is 2 + 3?", "2 + 3 = 5.", "5"),
          Example("b", "Tom has 4 apples and eats 1. How many are left?", "He has 4 - 1 = 3 apples left over.", "3")]
 
@@ -209,8 +104,6 @@ class _Changed:
         return SimpleNamespace(logits=logits)
 
 
-
-
 def test_kl_drift_is_zero_for_the_same_model_and_positive_when_perturbed(tiny_model):
     assert abs(kl_drift(tiny_model, tiny_model, PAIRS)) < 1e-6
     hf = copy.deepcopy(tiny_model.hf)
@@ -218,9 +111,9 @@ def test_kl_drift_is_zero_for_the_same_model_and_positive_when_perturbed(tiny_mo
     with torch.no_grad():
         for p in hf.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    drift = kl_drift(tiny_model, _like(tiny_model, hf), PAIRS)
+    drift = kl_drift(tiny_model, with_hf(tiny_model, hf), PAIRS)
     assert drift > 1e-4
-    assert kl_drift(tiny_model, _like(tiny_model, hf), PAIRS, batch_size=1) == pytest.approx(drift, rel=1e-4)
+    assert kl_drift(tiny_model, with_hf(tiny_model, hf), PAIRS, batch_size=1) == pytest.approx(drift, rel=1e-4)
 
 
 def test_kl_drift_reads_only_the_reply_tokens(tiny_model):
@@ -243,8 +136,8 @@ def test_kl_drift_reads_only_the_reply_tokens(tiny_model):
         for i, (n_prompt, _) in enumerate(spans):
             logits[i, n_prompt - 1] += 5 * torch.randn_like(logits[i, n_prompt - 1])
 
-    assert abs(kl_drift(tiny_model, _like(tiny_model, _Changed(tiny_model.hf, outside_reply)), PAIRS)) < 1e-6
-    assert kl_drift(tiny_model, _like(tiny_model, _Changed(tiny_model.hf, first_reply_token)), PAIRS) > 1e-3
+    assert abs(kl_drift(tiny_model, with_hf(tiny_model, _Changed(tiny_model.hf, outside_reply)), PAIRS)) < 1e-6
+    assert kl_drift(tiny_model, with_hf(tiny_model, _Changed(tiny_model.hf, first_reply_token)), PAIRS) > 1e-3
 
 
 def test_kl_drift_is_base_to_student_by_hand(tiny_model):
@@ -252,6 +145,6 @@ def test_kl_drift_is_base_to_student_by_hand(tiny_model):
         return lambda input_ids, attention_mask: SimpleNamespace(
             logits=torch.tensor(probs).log().expand(*input_ids.shape, 2).clone())
 
-    base, student = _like(tiny_model, fixed([0.5, 0.5])), _like(tiny_model, fixed([0.9, 0.1]))
+    base, student = with_hf(tiny_model, fixed([0.5, 0.5])), with_hf(tiny_model, fixed([0.9, 0.1]))
     expected = 0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1)  # KL(base || student); the reverse is 0.368
     assert kl_drift(base, student, PAIRS) == pytest.approx(expected, rel=1e-5)

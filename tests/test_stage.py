@@ -75,7 +75,9 @@ def test_prune_examples_writes_tables_and_resumes(tiny_model, short_chains, tmp_
     assert again == {"done": 2, "resumed": 2, "skipped": [], "retried": 0, "merged": True}
     recorded = json.loads((out / "prune.json").read_text())
     assert recorded == {**PruneConfig().to_dict(), "model": tiny_model.name, "dtype": "float32", "data": None,
-                        "attention": "sdpa", "layout": "plain",  # what it ran in, and the layout auto chose
+                        # what it ran in (sdpa, or eager once another test has hooked the shared model), and
+                        # the layout auto chose
+                        "attention": tiny_model.hf.config._attn_implementation, "layout": "plain",
                         "fast_share": None, "fast_refresh": None, "fast_neighbours": None, "batch_share": None,
                         "trajectory": None, "segment_tokens": None, "passes": None}  # greedy uses none of these
     ex = pd.read_parquet(out / "examples.parquet")

@@ -10,6 +10,8 @@ A run in a notebook::
     run.tokens()                                           # order, features and categories, one row per token
 
 One chain in memory: ``prune(model, example)`` returns a result with ``.table()`` and ``.features()``.
+The model's own chains first: ``generate_chains(model, "gsm8k:data/gsm8k/train.jsonl", "runs/own", limit=20)``
+writes ``runs/own/chains.jsonl``, which ``run.prune(model, "jsonl:runs/own/chains.jsonl")`` reads.
 Importing the package is cheap: each name below is imported from its module on first use.
 """
 
@@ -20,12 +22,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .data import Example, load_examples, select_examples
+    from .generation import GenerateConfig, generate_chains
     from .layout import Layout, render
     from .models import PrunerModel, load_model
     from .pruning import METHODS, PruneConfig, PruneResult, prune, prune_examples
     from .run import Run
 
-_LAZY = {"Example": "data", "load_examples": "data", "select_examples": "data", "Layout": "layout",
+_LAZY = {"Example": "data", "load_examples": "data", "select_examples": "data", "GenerateConfig": "generation",
+         "generate_chains": "generation", "Layout": "layout",
          "render": "layout", "PrunerModel": "models", "load_model": "models", "METHODS": "pruning",
          "PruneConfig": "pruning", "PruneResult": "pruning", "prune": "pruning", "prune_examples": "pruning",
          "Run": "run"}

@@ -97,6 +97,26 @@ def cmd_prune(args) -> None:
                                      "every shard is done)"))
 
 
+def cmd_generate(args) -> None:
+    from dataclasses import fields
+
+    from .generation import GenerateConfig, generate_chains
+
+    config = GenerateConfig(**{f.name: getattr(args, f.name) for f in fields(GenerateConfig)})
+    summary = generate_chains(args.model, args.data, args.out, config, limit=args.limit, exclude=args.exclude,
+                              data_seed=args.seed, ray=_ray(args), threads=args.threads, device=args.device,
+                              attention=args.attention, skip_bad=args.skip_bad)
+    _report_skipped(summary["skipped"])
+    n, solved = summary["problems"], summary["solved"]
+    print(f"generated {summary['done']} problem(s), {summary['resumed']} already done: {solved} of {n} solved within "
+          f"{config.samples} samples (pass@{config.samples} {solved / n:.3f}), {n - solved} without a correct sample, "
+          f"{summary['samples']} samples in all -> {args.out}/chains.jsonl, {args.out}/attempts.parquet, "
+          f"{args.out}/problems.parquet")
+    if not solved:
+        print(f"no correct chain: {args.out}/chains.jsonl is empty (more --samples, a larger --max-new-tokens, "
+              "or easier problems)", file=sys.stderr)
+
+
 def cmd_fit_pruner(args) -> None:
     from .pruning.learned import fit_pruner
 
@@ -322,6 +342,27 @@ def _prune_options(parser: argparse.ArgumentParser) -> None:
                                     help=f"{f.metadata['help']} (default {f.default})")
 
 
+def _generate_options(parser: argparse.ArgumentParser) -> None:
+    """The problems, and ``GenerateConfig``'s options from its own declaration."""
+    from dataclasses import fields
+
+    from .generation import GenerateConfig
+
+    parser.add_argument("--data", default="gsm-symbolic",
+                        help="gsm-symbolic[:templates=IDS|:other-templates=IDS], gsm8k:PATH or jsonl:PATH "
+                             "(id, question, answer: the gold answer each sample is checked against)")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many problems")
+    parser.add_argument("--exclude", action="append", default=[], metavar="RUN",
+                        help="leave out the problems this run directory or chains .jsonl holds (repeatable)")
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="skip bad input lines (reporting how many) instead of stopping")
+    parser.add_argument("--seed", type=int, default=0, help="seed of generated data and of the samples")
+    for f in fields(GenerateConfig):
+        if f.name != "seed":
+            parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default,
+                                choices=f.metadata.get("choices"), help=f.metadata["help"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prunelens", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -329,6 +370,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="print a model's name, shape, device, dtype and cache path (no weights loaded)")
     _model_args(p)
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("generate", help="the teacher writes its own chains: rejection-sampled, the first correct kept")
+    _model_args(p)
+    _generate_options(p)
+    _threads_arg(p)
+    _ray_args(p)
+    p.add_argument("--out", required=True, help="directory for chains.jsonl, attempts.parquet, problems.parquet "
+                                                "(re-running the command resumes it)")
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("prune", help="rank reasoning tokens by greedy deletion or a baseline")
     _model_args(p)

@@ -106,6 +106,13 @@ def _jsonl_record(obj: dict, lineno: int) -> Example:
     return Example(*(_text_field(obj, key) for key in ("id", "question", "reasoning", "answer")))
 
 
+def _jsonl_problem(obj: dict, lineno: int) -> Example:
+    """A problem to generate a chain for: id, question and gold answer; a reasoning is not needed."""
+    if "answer" not in obj:
+        raise ValueError("missing field 'answer' (the gold answer every sample is checked against)")
+    return Example(_text_field(obj, "id"), _text_field(obj, "question"), "", _text_field(obj, "answer"))
+
+
 def _text_field(obj: dict, key: str) -> str:
     if key not in obj:
         raise ValueError(f"missing field '{key}'")
@@ -227,10 +234,11 @@ def is_generated(source: str) -> bool:
 
 
 def load_examples(source: str = "gsm-symbolic", limit: int | None = None, seed: int = 0,
-                  skip_bad: bool = False, skipped: list[str] | None = None) -> list[Example]:
+                  skip_bad: bool = False, skipped: list[str] | None = None, reasoning: bool = True) -> list[Example]:
     """Load up to ``limit`` examples from ``source``; bad lines raise DataError unless ``skip_bad``.
 
-    With ``skip_bad``, the message for every skipped line is appended to ``skipped``.
+    With ``skip_bad``, the message for every skipped line is appended to ``skipped``. ``reasoning``
+    False: problems to generate chains for, whose ``jsonl:`` lines need no reasoning (it is left empty).
     """
     report = skipped if skipped is not None else []
     if limit is not None and limit < 1:
@@ -241,7 +249,7 @@ def load_examples(source: str = "gsm-symbolic", limit: int | None = None, seed: 
     elif kind == "gsm8k" and rest:
         stream = _read_jsonl(Path(rest).expanduser(), _gsm8k_record, skip_bad, report)
     elif kind == "jsonl" and rest:
-        stream = _read_jsonl(Path(rest).expanduser(), _jsonl_record, skip_bad, report)
+        stream = _read_jsonl(Path(rest).expanduser(), _jsonl_record if reasoning else _jsonl_problem, skip_bad, report)
     else:
         raise DataError(f"unknown data source {source!r}: use gsm-symbolic[:templates=IDS], gsm8k:PATH or jsonl:PATH")
     examples: list[Example] = []

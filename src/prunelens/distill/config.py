@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import SettingsError
+from ..generation.sampler import STYLES
 
-STYLES = ("chat", "instruct", "plain")  # prompt styles of evaluation (distill.evaluate.generate)
 CONTROLS = {"full": 1.0, "answer-only": 0.0}  # control conditions and the keep ratio each stands for
 
 

@@ -1,12 +1,7 @@
 """How well a student solves problems, how it writes, and how far it moved from its base model.
 
-- **Answers.** ``extract_answer`` reads the number on the last line that starts with ``Answer:``
-  (the line every training chain ends with, ``layout.ANSWER``; the last number on that
-  line). Fallback, when there is no such line or no number on it: the last number anywhere in the
-  text, so a student that never learnt the answer line is still scored, at the risk of credit for
-  a number it merely mentioned last. Numbers as ``prunelens.numbers`` finds and normalises them
-  (``"$1,200.00"`` -> ``"1200"``), a trailing period dropped.
-  ``answers_match`` compares numbers by value; a non-numeric gold answer is compared as text.
+- **Answers.** ``prunelens.answers``: ``extract_answer`` reads a student's answer (the number on
+  its last ``Answer:`` line, else its last number), ``answers_match`` checks it.
 - **Accuracy intervals.** Wilson score interval of ``correct`` out of ``n`` (scipy).
 - **Paired comparison.** Exact McNemar test: of the problems exactly one of two models solves,
   a two-sided binomial test that each is as likely to be the one (scipy).
@@ -26,9 +21,7 @@
   held-out (question, reply) pairs laid out as in training (chat template of the question, the
   reply, the end-of-turn text), over the reply's tokens only.
 
-Generation (``generate``) is greedy, batched with left padding, in one of three prompt styles:
-``chat`` (the training prompt), ``instruct`` (the chat template around an instruction, out of
-distribution) and ``plain`` (no template).
+Generation: ``prunelens.generation.sampler.generate``, greedy, in a prompt style of ``STYLES``.
 """
 
 from __future__ import annotations
@@ -36,18 +29,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from decimal import Decimal
 
-from ..errors import SettingsError
 from ..data import Example
-from ..layout import render, template_parts
-from ..numbers import NUMBER, normalise
-from .config import STYLES
-
-INSTRUCT_PREFIX = "Solve the problem step by step and end with a line 'Answer: <number>'.\n\n"
-
-_ANSWER = r"^[ \t*#]*answer[ \t]*:"  # a line starting with "Answer:" (markdown "**Answer:**" too)
-ANSWER_LINE = re.compile(rf"{_ANSWER}(?P<rest>.*)$(?![\s\S]*{_ANSWER})", re.IGNORECASE | re.MULTILINE)
+from ..layout import render
 
 HEDGES: tuple[str, ...] = (
     # uncertainty
@@ -60,31 +44,6 @@ HEDGES: tuple[str, ...] = (
 _HEDGE = re.compile(
     r"(?<!\w)(?:" + "|".join(re.escape(h).replace(r"\ ", r"\s+") for h in sorted(HEDGES, key=len, reverse=True))
     + r")(?!\w)", re.IGNORECASE)
-
-
-def _as_number(text: str) -> str | None:
-    """``text`` normalised when it is one number (a trailing period allowed), else None."""
-    match = NUMBER.fullmatch(text.strip().removesuffix("."))
-    return normalise(match) if match else None
-
-
-def extract_answer(text: str) -> str | None:
-    """The (normalised) number a model's output answers with; see the module docstring."""
-    line = ANSWER_LINE.search(text)
-    numbers = list(NUMBER.finditer(line["rest"])) if line else []
-    numbers = numbers or list(NUMBER.finditer(text))
-    return normalise(numbers[-1]) if numbers else None
-
-
-def answers_match(predicted: str | None, gold: str) -> bool:
-    """Whether ``predicted`` equals ``gold``: by value for numbers, as stripped text otherwise."""
-    if predicted is None:
-        return False
-    expected = _as_number(gold)
-    if expected is None:
-        return predicted.strip() == gold.strip()
-    got = _as_number(predicted)
-    return got is not None and Decimal(got) == Decimal(expected)
 
 
 def wilson_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -144,64 +103,6 @@ def hedge_rate(texts: Sequence[str], n_tokens: Sequence[int]) -> float:
         raise ValueError(f"{len(texts)} texts but {len(n_tokens)} token counts")
     total = sum(n_tokens)
     return 100 * sum(hedge_count(t) for t in texts) / total if total else math.nan
-
-
-def _prompt(tokenizer, question: str, style: str) -> str:
-    if style == "chat":
-        return template_parts(tokenizer, question).prompt
-    if style == "instruct":
-        return template_parts(tokenizer, INSTRUCT_PREFIX + question).prompt
-    if style == "plain":
-        return f"Question: {question}\nReasoning: "
-    raise SettingsError(f"unknown prompt style {style!r}: use one of {', '.join(STYLES)}")
-
-
-def _stop_ids(tokenizer) -> list[int]:
-    """The eos id, and the template's end-of-turn token: the first token after a reply, if special."""
-    first = tokenizer(template_parts(tokenizer, "").end, add_special_tokens=False)["input_ids"][:1]
-    special = set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder)
-    return sorted({i for i in [tokenizer.eos_token_id, *first] if i is not None and i in special})
-
-
-def generate(model, questions: Sequence[str], max_new_tokens: int = 256, batch_size: int = 16,
-             style: str = "chat", show_progress: bool = True) -> list[dict]:
-    """Greedy answers to ``questions``: ``{"text", "n_tokens", "seconds"}`` each, in order.
-
-    ``text`` is the generation without special tokens; ``n_tokens`` counts generated tokens up to
-    and including the first stop token (eos or end of turn), or all of them when none came;
-    ``seconds`` is the problem's share of its batch's wall time.
-    """
-    import time
-
-    import torch
-
-    from ..ops import progress_bar
-
-    tokenizer = model.tokenizer
-    prompts = [_prompt(tokenizer, q, style) for q in questions]
-    stops = _stop_ids(tokenizer)
-    side, pad = tokenizer.padding_side, tokenizer.pad_token
-    tokenizer.padding_side = "left"
-    if pad is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    outputs = []
-    try:
-        for start in progress_bar(range(0, len(prompts), batch_size), desc="generate", unit="batch",
-                                  disable=not show_progress):
-            batch = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True,
-                              add_special_tokens=False).to(model.device)
-            started = time.perf_counter()
-            with torch.inference_mode():
-                ids = model.hf.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
-                                        eos_token_id=stops, pad_token_id=tokenizer.pad_token_id)
-            share = (time.perf_counter() - started) / len(ids)
-            for row in ids[:, batch["input_ids"].shape[1]:].tolist():
-                n = next((i + 1 for i, t in enumerate(row) if t in stops), len(row))
-                outputs.append({"text": tokenizer.decode(row[:n], skip_special_tokens=True), "n_tokens": n,
-                                "seconds": share})
-    finally:
-        tokenizer.padding_side, tokenizer.pad_token = side, pad
-    return outputs
 
 
 def kl_drift(base, student, examples: Sequence[Example], batch_size: int = 8) -> float:

@@ -115,7 +115,9 @@ def _student(base, item: tuple[str, int | None], *, sets: dict, problems: dict, 
     """Train one student (unless it is the base model), measure its drift, generate on every eval set;
     each file is written once, so a killed student resumes (a Ray worker runs this too)."""
     from ..models import load_model
-    from .evaluate import answers_match, extract_answer, generate, kl_drift
+    from ..answers import answers_match, extract_answer
+    from ..generation.sampler import generate
+    from .evaluate import kl_drift
     from .report import finished
     from .train import FINAL, train_student
 
