@@ -87,8 +87,9 @@ def pick(scores: Sequence[float], tie_tol: float = TIE_TOL) -> int:
 
 
 def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """log p(target) per position: ``logits[..., t, :]`` scores ``targets[..., t]`` (float32)."""
-    logits = logits.float()
+    """log p(target) per position: ``logits[..., t, :]`` scores ``targets[..., t]`` (float32; float64
+    for a float64 model)."""
+    logits = logits if logits.dtype.itemsize == 8 else logits.float()
     return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
 
 

@@ -17,7 +17,8 @@ from ..schema import OBJECTIVES
 from .registry import METHODS, all_settings, defaults, make, recorded, settings_of, writes_text
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-RESOURCE_SETTINGS = ("max_batch", "memory_gib", "lockstep")  # change speed, not results: a resumed run may change them
+ENGINES = ("auto", "rows", "flat")  # scoring engines: engine.Engine, flat.FlatEngine
+RESOURCE_SETTINGS = ("max_batch", "memory_gib", "lockstep", "engine")  # change speed, not results: a resumed run may change them
 
 
 @dataclass(frozen=True, init=False)
@@ -27,7 +28,8 @@ class PruneConfig:
 
     ``keep_ratio``: stop once this share of the reasoning tokens is left (0 ranks them all);
     ``seed``: of random orders; ``max_batch`` caps packed rows per forward pass and ``memory_gib``
-    sets the engine's memory budget (default 2 GiB on CPU, 60% of free GPU memory); ``lockstep``:
+    sets the rows engine's memory budget (default 2 GiB on CPU, 60% of free GPU memory); ``engine``:
+    ``rows`` (``engine.Engine``), ``flat`` (``flat.FlatEngine``) or ``auto`` (flat on CUDA); ``lockstep``:
     the searches of this many examples run side by side, their candidates scored in the same
     passes; ``dtype`` ``auto`` is float32 on CPU and bfloat16 on CUDA. A method's own settings go
     by keyword with a method name (recorded names such as ``fast_share``, or the method's field
@@ -51,10 +53,13 @@ class PruneConfig:
     layout: str = field(default="auto", metadata={
         "help": "think: the reasoning inside the model's think block, the answer after it; plain: the reasoning "
                 "as the reply; auto: think where the chat template opens a think block", "choices": LAYOUTS})
+    engine: str = field(default="auto", metadata={
+        "help": "scoring engine: rows (packed rows, reuse across steps) or flat (one token-major batch, key/values "
+                "by index); auto: flat on CUDA, rows on CPU", "choices": ENGINES})
 
     def __init__(self, method: str | object = "greedy", objective: str = "reason-answer", keep_ratio: float = 0.0,
                  seed: int = 0, max_batch: int | None = None, memory_gib: float | None = None, dtype: str = "auto",
-                 lockstep: int = 1, layout: str = "auto", **settings: Any):
+                 lockstep: int = 1, layout: str = "auto", engine: str = "auto", **settings: Any):
         if isinstance(method, str):
             _check_others(method, settings)
             method = make(method, **settings)
@@ -64,7 +69,7 @@ class PruneConfig:
             raise SettingsError(f"{method!r} is not a pruning method (one of METHODS, or an object with name and rank)")
         for name, value in (("method", method), ("objective", objective), ("keep_ratio", float(keep_ratio)),
                             ("seed", seed), ("max_batch", max_batch), ("memory_gib", memory_gib), ("dtype", dtype),
-                            ("lockstep", lockstep), ("layout", layout)):
+                            ("lockstep", lockstep), ("layout", layout), ("engine", engine)):
             object.__setattr__(self, name, value)
         self._check()
 
@@ -86,6 +91,8 @@ class PruneConfig:
             raise SettingsError(f"unknown dtype {self.dtype!r}: use one of {', '.join(DTYPES)}")
         if self.layout not in LAYOUTS:
             raise SettingsError(f"unknown layout {self.layout!r}: use one of {', '.join(LAYOUTS)}")
+        if self.engine not in ENGINES:
+            raise SettingsError(f"unknown engine {self.engine!r}: use one of {', '.join(ENGINES)}")
         check = getattr(self.method, "check", None)
         if check is not None:
             check(self)  # what the method needs of the rest (llmlingua: a keep ratio)

@@ -91,7 +91,6 @@ def prune(model, layout: Layout | Example, config: PruneConfig | None = None, *,
     ``PruneConfig`` or its fields (and the method's settings) as keywords. ``progress`` is called
     with the number of tokens ranked as the method goes.
     """
-    from .engine import Engine
 
     config = _config(config, settings)
     if isinstance(layout, Example):
@@ -100,7 +99,7 @@ def prune(model, layout: Layout | Example, config: PruneConfig | None = None, *,
     if writes_text(config.method):
         raise SettingsError(f"{config.method.name} writes compressed text, not an order: run it with prune_examples")
     start = time.perf_counter()
-    engine = Engine(model, config.objective, config.max_batch, config.memory_gib)
+    engine = make_engine(model, config)
     n = len(layout.reasoning_ids)
     n_delete = n_to_delete(n, config.keep_ratio)
     ranking = config.method.rank(engine, layout, config, n_delete, example_id, progress or (lambda k: None))
@@ -132,13 +131,27 @@ def _result(ranking: Ranking, n: int, trajectory: list[float], work: tuple[int, 
                        seconds=time.perf_counter() - start, rank_seconds=ranked, unit=unit)
 
 
+def make_engine(model, config: PruneConfig):
+    """The scoring engine of ``config.engine``: the flat engine on CUDA for ``auto`` (unless the model
+    soft-caps attention, which only the rows engine does), else the rows engine."""
+    from .engine import Engine
+    from .flat import FlatEngine
+
+    kind = config.engine
+    if kind == "auto":
+        softcaps = getattr(model.hf.config, "attn_logit_softcapping", None)
+        kind = "flat" if model.device.type == "cuda" and not softcaps else "rows"
+    if kind == "flat":
+        return FlatEngine(model, config.objective)
+    return Engine(model, config.objective, config.max_batch, config.memory_gib)
+
+
 def _prune_lockstep(model, items: Sequence[tuple], config: PruneConfig, out: Path, show_progress: bool) -> None:
     """Search ``config.lockstep`` examples at a time, side by side (see ``search.lockstep``), writing
     each example's parts as its search ends. An example's seconds run from its first pass to its last."""
-    from .engine import Engine
     from .search import lockstep
 
-    engine = Engine(model, config.objective, config.max_batch, config.memory_gib)
+    engine = make_engine(model, config)
     store = StageStore(out, "prune", prune_tables(False))
     method, started, items = config.method, {}, dict(items)
     bar = progress_bar(total=len(items), desc=f"prune {method.name} x{config.lockstep}", unit="ex",
@@ -210,10 +223,9 @@ def text_tables(model, example, layout: Layout, config: PruneConfig) -> dict[str
     """
     from dataclasses import replace
 
-    from .engine import Engine
 
     start = time.perf_counter()
-    engine = Engine(model, config.objective, config.max_batch, config.memory_gib)
+    engine = make_engine(model, config)
     n = len(layout.reasoning_ids)
 
     def objective(lay: Layout) -> float:

@@ -1,0 +1,441 @@
+"""Engine v3, the flat engine: every token of a pass in one token-major batch, key/values by index.
+
+The same job as ``engine.Engine`` (exact objectives of candidate deletions of several sequences),
+laid out for a GPU, where the cost of a pass is the host's, not the model's, unless the pass is large:
+
+- **Flat packing.** The fresh tokens of every segment of a pass go into one batch ``[1, T]`` with
+  explicit ``position_ids``: no rows, no padding. A *segment* is a candidate's suffix (from its
+  deletion point ``c`` to its second-to-last token), or the part of a state's own sequence not yet
+  computed. A segment attends to a prefix of its state's key/values (positions ``0 .. c - 1``) and
+  causally to itself; a candidate of a state whose own pass is in the same batch reads that
+  state's fresh key/values, which each layer writes before any attention reads.
+- **Key/values by index** (``KVPool``): one tensor per layer that every pass writes its fresh
+  key/values into once (``index_copy_``) and reads by index; a state is the list of pool slots of
+  its positions, so advancing a state (``advance``: the same tokens up to ``c``) copies nothing:
+  the new state shares the old one's first ``c`` slots. Slots are reference-counted and come back
+  when no state holds them; candidates' slots come back after their pass. The final hidden state
+  of each state position is pooled too (the LM head reads it where a candidate's first new token
+  is predicted by the state's hidden state before it).
+- **States advance lazily**: ``state`` and ``advance`` record what to compute, and the next pass
+  computes it beside the candidates that need it, so a step of ``lockstep`` searches is one pass.
+- **Attention** through transformers' attention interface (``FLAT``; no 4D mask is built): the
+  ``reference`` path gathers each segment's keys and applies a mask built from the segment
+  metadata (any device; the CPU's and the tests'), the ``varlen`` path hands the same metadata to
+  PyTorch's variable-length flash attention (CUDA). Sliding windows follow each layer's own.
+- **Log-probs in chunks**: the LM head runs only on the rows the objective needs, ``head_rows`` at
+  a time, float32 log-sum-exp; every log-prob comes to the host in one copy, where objectives are
+  summed in float64.
+
+The host builds a pass's layout with numpy and copies it to the device once; the operations a
+pass dispatches do not grow with its candidates or states (tested with ``TorchDispatchMode``).
+Not here yet: the memo of ``Engine`` (a candidate's suffix reused across steps), attention
+soft-capping (Gemma-2: the default engine does it).
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import SettingsError
+from ..ops import token_logprobs
+from ..schema import OBJECTIVES
+from .engine import layer_windows
+
+FLAT = "prunelens_flat"  # the attention implementation's name in transformers' AttentionInterface
+ATTENTIONS = ("reference", "varlen")
+
+
+class KVPool:
+    """Per-layer keys and values, and final hidden states, of pooled positions, addressed by slot."""
+
+    def __init__(self, layers: int, kv_heads: int, head_dim: int, hidden: int, dtype, device, capacity: int = 1024):
+        self.shape = (layers, kv_heads, head_dim, hidden)
+        self.dtype, self.device = dtype, device
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+        self.hidden = torch.empty(0, hidden, dtype=dtype, device=device)
+        self.count = np.zeros(0, dtype=np.int64)  # holders of each slot
+        self.free: list[int] = []
+        self._grow(capacity)
+
+    def _grow(self, capacity: int) -> None:
+        layers, kv_heads, head_dim, hidden = self.shape
+        old = len(self.count)
+
+        def bigger(t: torch.Tensor | None, *rest: int) -> torch.Tensor:
+            new = torch.zeros(capacity, *rest, dtype=self.dtype, device=self.device)
+            if t is not None:
+                new[:old] = t[:old]
+            return new
+
+        self.keys = [bigger(self.keys[i] if old else None, kv_heads, head_dim) for i in range(layers)]
+        self.values = [bigger(self.values[i] if old else None, kv_heads, head_dim) for i in range(layers)]
+        self.hidden = bigger(self.hidden if old else None, hidden)
+        self.count = np.concatenate([self.count, np.zeros(capacity - old, dtype=np.int64)])
+        self.free += range(capacity - 1, old - 1, -1)
+
+    def alloc(self, n: int) -> np.ndarray:
+        """``n`` free slots, held once each."""
+        if n > len(self.free):
+            self._grow(max(2 * len(self.count), len(self.count) + n - len(self.free)))
+        slots = np.array([self.free.pop() for _ in range(n)], dtype=np.int64)
+        self.count[slots] += 1
+        return slots
+
+    def hold(self, slots: np.ndarray) -> None:
+        np.add.at(self.count, slots, 1)
+
+    def release(self, slots: np.ndarray) -> None:
+        np.subtract.at(self.count, slots, 1)
+        self.free += [int(s) for s in np.unique(slots[self.count[slots] == 0])]
+
+    @property
+    def used(self) -> int:
+        return int((self.count > 0).sum())
+
+
+@dataclass(eq=False)
+class FlatState:
+    """A sequence ``ids`` (``p`` prompt, ``a`` post tokens): the pool slots of positions ``0 .. T - 2``
+    and ``tlp[t] = log p(ids[t] | ids[:t])`` from ``done`` on; positions ``done ..`` still to compute."""
+
+    ids: list[int]
+    p: int
+    a: int
+    slots: np.ndarray  # [T - 1]
+    tlp: np.ndarray  # [T] float64; tlp[0] = 0
+    done: int  # positions [0, done) are computed
+    tokens: int = 0  # slots passed through the model for this state and those it was advanced from
+    useful: int = 0
+    _finalizer: object = field(default=None, repr=False)
+
+    @property
+    def n(self) -> int:
+        return len(self.ids) - self.p - self.a
+
+    @property
+    def pending(self) -> bool:
+        return self.done < len(self.ids) - 1
+
+
+@dataclass
+class _Pass:
+    """The layout of one pass, on the device: fresh tokens, their positions and pool slots, and each
+    segment's keys (``keys``: pool slots; ``key_pos``, ``key_seg``; ``cu_q``, ``cu_k``)."""
+
+    write: torch.Tensor
+    keys: torch.Tensor
+    q_pos: torch.Tensor
+    q_seg: torch.Tensor
+    key_pos: torch.Tensor
+    key_seg: torch.Tensor
+    cu_q: torch.Tensor
+    cu_k: torch.Tensor
+    max_q: int
+    max_k: int
+    attention: str
+    pool: KVPool
+
+
+def _flat_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, flat: _Pass | None = None,
+                    sliding_window: int | None = None, **kwargs):
+    """Attention of a flat pass: write the fresh keys and values into the pool, read each segment's by
+    index. ``query`` ``[1, H, T, d]``, ``key``/``value`` ``[1, H_kv, T, d]``; returns ``[1, T, H, d]``."""
+    pool, layer = flat.pool, module.layer_idx
+    pool.keys[layer].index_copy_(0, flat.write, key[0].transpose(0, 1))
+    pool.values[layer].index_copy_(0, flat.write, value[0].transpose(0, 1))
+    k = pool.keys[layer].index_select(0, flat.keys)  # [K, H_kv, d]
+    v = pool.values[layer].index_select(0, flat.keys)
+    q = query[0].transpose(0, 1)  # [T, H, d]
+    window = sliding_window or getattr(module, "sliding_window", None)
+    if flat.attention == "varlen":
+        from torch.nn.attention.varlen import varlen_attn
+
+        out = varlen_attn(q, k, v, flat.cu_q, flat.cu_k, flat.max_q, flat.max_k, scale=scaling, enable_gqa=True,
+                          window_size=(window - 1 if window else -1, 0))
+        return out[None], None
+    allowed = (flat.q_seg[:, None] == flat.key_seg[None, :]) & (flat.key_pos[None, :] <= flat.q_pos[:, None])
+    if window:
+        allowed &= flat.key_pos[None, :] > flat.q_pos[:, None] - window
+    groups = q.shape[1] // k.shape[1]
+    out = torch.nn.functional.scaled_dot_product_attention(
+        q.transpose(0, 1)[None], k.repeat_interleave(groups, 1).transpose(0, 1)[None],
+        v.repeat_interleave(groups, 1).transpose(0, 1)[None], attn_mask=allowed, scale=scaling)
+    return out[0].transpose(0, 1)[None].contiguous(), None
+
+
+def _register() -> None:
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(FLAT, _flat_attention)
+
+
+class FlatEngine:
+    """Exact objectives of candidate deletions, flat-packed (see the module docstring); the interface of
+    ``engine.Engine`` (``state``, ``advance``, ``objective_of``, ``score``, ``score_many``,
+    ``trajectory``), so every search runs on either."""
+
+    def __init__(self, model, objective: str = "reason-answer", attention: str | None = None, head_rows: int = 4096):
+        if objective not in OBJECTIVES:
+            raise SettingsError(f"unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
+        config = model.hf.config
+        if getattr(config, "attn_logit_softcapping", None):
+            raise SettingsError(f"{type(config).__name__} soft-caps attention logits, which the flat engine does not: "
+                                "use the default engine")
+        attention = attention or ("varlen" if model.device.type == "cuda" and _has_varlen() else "reference")
+        if attention not in ATTENTIONS:
+            raise SettingsError(f"unknown flat attention {attention!r}: use one of {', '.join(ATTENTIONS)}")
+        layer_windows(config)  # a layer type no mask here expresses fails now
+        self.model, self.hf, self.objective, self.attention = model, model.hf, objective, attention
+        self.device = model.device
+        self.decoder = self.hf.get_decoder()
+        self.head = self.hf.get_output_embeddings()
+        self.softcap = getattr(config, "final_logit_softcapping", None)
+        self.head_rows = head_rows
+        heads = int(config.num_attention_heads)
+        kv_heads = int(getattr(config, "num_key_value_heads", None) or heads)
+        head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // heads)
+        self.pool = KVPool(int(config.num_hidden_layers), kv_heads, head_dim, int(config.hidden_size), model.dtype,
+                           self.device)
+        self.tokens = 0
+        self.useful = 0
+        self.passes = 0
+        self.timings: list[tuple[float, float]] | None = None  # a list: (host, device) seconds of each pass
+        _register()
+
+    # -- states ------------------------------------------------------------------------------------
+
+    def _new(self, ids: Sequence[int], p: int, a: int, slots: np.ndarray, tlp: np.ndarray, done: int,
+             tokens: int, useful: int) -> FlatState:
+        state = FlatState(list(ids), p, a, slots, tlp, done, tokens, useful)
+        state._finalizer = weakref.finalize(state, self.pool.release, slots)
+        return state
+
+    def state(self, ids: Sequence[int], p: int, a: int) -> FlatState:
+        """The state of ``ids``, computed by the next pass (``objective_of`` or a score)."""
+        slots = self.pool.alloc(len(ids) - 1)
+        return self._new(ids, p, a, slots, np.zeros(len(ids)), 0, 0, 0)
+
+    def advance(self, state: FlatState, ids: Sequence[int], c: int, deleted: int | None = None) -> FlatState:
+        """``state(ids)`` for a sequence that agrees with ``state.ids`` on its first ``c`` tokens: those
+        positions' slots and log-probs are shared, the rest computed by the next pass."""
+        self._realise([state])
+        shared = state.slots[:c]
+        self.pool.hold(shared)
+        slots = np.concatenate([shared, self.pool.alloc(len(ids) - 1 - c)])
+        tlp = np.zeros(len(ids))
+        tlp[:c] = state.tlp[:c]
+        return self._new(ids, state.p, state.a, slots, tlp, c, state.tokens, state.useful)
+
+    def objective_of(self, state: FlatState) -> float:
+        """The objective of the state's own sequence."""
+        self._realise([state])
+        start = state.p if self.objective == "reason-answer" else len(state.ids) - state.a
+        return float(state.tlp[start:].mean())
+
+    def trajectory(self, ids: Sequence[int], p: int, a: int, order: Sequence[int],
+                   steps: Sequence[int] | None = None) -> list[float]:
+        """As ``Engine.trajectory``: the objective before any deletion and after each of ``order``."""
+        state = self.state(ids, p, a)
+        wanted = [s for s in (range(1, len(order) + 1) if steps is None else steps) if 0 < s <= len(order)]
+        trajectory = [float("nan")] * (len(order) + 1)
+        scores = self.score(state, [sorted(order[:s]) for s in wanted])
+        trajectory[0] = self.objective_of(state)
+        for s, value in zip(wanted, scores):
+            trajectory[s] = value
+        return trajectory
+
+    def _realise(self, states: Sequence[FlatState]) -> None:
+        pending = [s for s in states if s.pending]
+        if pending:
+            self.score_many([(s, []) for s in pending])
+
+    # -- scoring -----------------------------------------------------------------------------------
+
+    def score(self, state: FlatState, deletions: Sequence[Sequence[int]]) -> list[float]:
+        """Objective of the state's sequence after deleting each set of reasoning indices in ``deletions``."""
+        return self.score_many([(state, deletions)])[0]
+
+    @torch.inference_mode()
+    def score_many(self, requests: Sequence[tuple[FlatState, Sequence[Sequence[int]]]]) -> list[list[float]]:
+        """``score`` of several states in one pass, with the pending part of every state among them."""
+        started = time.perf_counter()
+        states = list({id(s): s for s, _ in requests}.values())
+        blocks = [self._block(s, np.array([s.done]), np.arange(s.done, len(s.ids)), np.array([len(s.ids) - s.done]),
+                              np.array([s.done]), s.slots[s.done:]) for s in states if s.pending]
+        owners = [s for s in states if s.pending]
+        scratch = []
+        for state, deletions in requests:
+            if deletions:
+                c, tails, counts = self._candidates(state, deletions)
+                first = np.full(len(c), state.p) if self.objective == "reason-answer" else c + counts - state.a
+                own = self.pool.alloc(int((counts - 1).sum()))
+                scratch.append(own)
+                blocks.append(self._block(state, c, tails, counts, first, own))
+        if not blocks:
+            return [[] for _ in requests]
+        values, owner = self._pass(blocks)
+        for own in scratch:
+            self.pool.release(own)
+        sums = np.bincount(owner, weights=values, minlength=sum(len(b["c"]) for b in blocks))
+        for i, state in enumerate(owners):  # states first: candidates need their log-probs before c
+            mine = owner == i
+            state.tlp[blocks[i]["target_pos"]] = values[mine]
+            work = len(state.ids) - 1 - state.done
+            state.tokens, state.useful, state.done = state.tokens + work, state.useful + work, len(state.ids) - 1
+            self.useful += work
+        out, at = [], len(owners)
+        for state, deletions in requests:
+            if not deletions:
+                out.append([])
+                continue
+            block = blocks[at]
+            n = len(block["c"])
+            total = block["c"] + block["counts"]  # each candidate's length
+            mine = sums[block["first_segment"]: block["first_segment"] + n]
+            if self.objective == "reason-answer":
+                cum = np.concatenate([[0.0], np.cumsum(state.tlp)])  # cum[t] = sum of tlp[:t]
+                scores = (cum[block["c"]] - cum[state.p] + mine) / (total - state.p)
+            else:
+                scores = mine / state.a
+            out.append(scores.tolist())
+            self.useful += int((block["counts"] - 1).sum())
+            at += 1
+        if self.timings is not None:
+            self.timings.append((time.perf_counter() - started - self._device_seconds, self._device_seconds))
+        return out
+
+    @staticmethod
+    def _candidates(state: FlatState, deletions: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each candidate's deletion point ``c``, and the state positions its positions ``c ..`` hold
+        (``tails``, concatenated; ``counts`` each): vectorised where every deletion is one run of
+        adjacent tokens (a token, a word, part of one), one candidate at a time otherwise."""
+        n, p, total = state.n, state.p, len(state.ids)
+        lo = np.array([min(d) if len(d) else -1 for d in deletions])
+        hi = np.array([max(d) if len(d) else -1 for d in deletions])
+        size = np.array([len(set(d)) for d in deletions])
+        if (lo < 0).any() or (hi >= n).any():
+            bad = next(d for d, a, b in zip(deletions, lo, hi) if a < 0 or b >= n)
+            raise ValueError(f"deletion {sorted(bad)} is not a set of reasoning indices 0..{n - 1}")
+        c = p + lo
+        counts = total - size - c
+        if (hi - lo + 1 == size).all():  # runs: positions c .. hold the state's c + size ..
+            start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            local = np.arange(counts.sum()) - np.repeat(start, counts)
+            return c, np.repeat(c + size, counts) + local, counts
+        tails = [np.delete(np.arange(ci, total), np.array(sorted(set(d))) + p - ci) for ci, d in zip(c, deletions)]
+        return c, np.concatenate(tails), counts
+
+    def _block(self, state: FlatState, c: np.ndarray, tails: np.ndarray, counts: np.ndarray, first: np.ndarray,
+               own: np.ndarray) -> dict:
+        """The layout of segments of one state, all numpy: segment ``s`` holds the positions
+        ``c[s] ..`` of a sequence whose position ``c[s] + i`` is the state's ``tails[..][i]`` (``counts[s]``
+        of them); its fresh tokens (all but the last) go to the pool slots ``own``, its keys are the
+        state's slots before ``c[s]`` and its own; log-prob rows for its positions ``first[s] ..``."""
+        ids = np.asarray(state.ids, dtype=np.int64)
+        m = counts - 1  # fresh tokens per segment
+        seg_f, at_f = np.repeat(np.arange(len(c)), m), np.concatenate([[0], np.cumsum(m)[:-1]])
+        local_f = np.arange(m.sum()) - at_f[seg_f]
+        at_t = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        keys_n = c + m
+        seg_k = np.repeat(np.arange(len(c)), keys_n)
+        local_k = np.arange(keys_n.sum()) - np.repeat(np.concatenate([[0], np.cumsum(keys_n)[:-1]]), keys_n)
+        prefix = local_k < c[seg_k]
+        keys = np.where(prefix, state.slots[np.minimum(local_k, len(state.slots) - 1)],
+                        own[np.clip(at_f[seg_k] + local_k - c[seg_k], 0, max(len(own) - 1, 0))] if len(own) else 0)
+        low = np.maximum(np.maximum(first, c), 1)
+        rows_n = c + counts - low
+        seg_r = np.repeat(np.arange(len(c)), rows_n)
+        t = low[seg_r] + np.arange(rows_n.sum()) - np.repeat(np.concatenate([[0], np.cumsum(rows_n)[:-1]]), rows_n)
+        from_pool = t == c[seg_r]
+        return {"ids": ids[tails[at_t[seg_f] + local_f]], "q_pos": c[seg_f] + local_f, "write": own, "seg_q": seg_f,
+                "keys": keys, "key_pos": local_k, "seg_k": seg_k, "n_q": m, "n_k": keys_n,
+                "pool_slot": state.slots[c[seg_r][from_pool] - 1], "pool_owner": seg_r[from_pool],
+                "pool_target": ids[tails[at_t[seg_r] + t - c[seg_r]]][from_pool],
+                "flat_index": (at_f[seg_r] + t - 1 - c[seg_r])[~from_pool], "flat_owner": seg_r[~from_pool],
+                "flat_target": ids[tails[at_t[seg_r] + t - c[seg_r]]][~from_pool],
+                "target_pos": np.concatenate([t[from_pool], t[~from_pool]]), "c": c, "counts": counts}
+
+    def _pass(self, blocks: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+        """One forward pass over ``blocks``: every needed log-prob (host, float64) and its segment."""
+        segments = np.cumsum([0] + [len(b["c"]) for b in blocks])
+        tokens = np.cumsum([0] + [len(b["ids"]) for b in blocks])
+        for b, s0 in zip(blocks, segments):
+            b["first_segment"] = int(s0)
+        cat = np.concatenate
+        n_q, n_k = cat([b["n_q"] for b in blocks]), cat([b["n_k"] for b in blocks])
+        pool_owner = cat([b["pool_owner"] + s0 for b, s0 in zip(blocks, segments)])
+        flat_owner = cat([b["flat_owner"] + s0 for b, s0 in zip(blocks, segments)])
+        parts = [cat([b["ids"] for b in blocks]), cat([b["q_pos"] for b in blocks]), cat([b["write"] for b in blocks]),
+                 cat([b["seg_q"] + s0 for b, s0 in zip(blocks, segments)]), cat([b["keys"] for b in blocks]),
+                 cat([b["key_pos"] for b in blocks]), cat([b["seg_k"] + s0 for b, s0 in zip(blocks, segments)]),
+                 cat([[0], np.cumsum(n_q)]), cat([[0], np.cumsum(n_k)]), cat([b["pool_slot"] for b in blocks]),
+                 cat([b["flat_index"] + t0 for b, t0 in zip(blocks, tokens)]),
+                 cat([b["pool_target"] for b in blocks] + [b["flat_target"] for b in blocks])]
+        sizes = [len(x) for x in parts]
+        host = torch.from_numpy(cat(parts).astype(np.int64))
+        if self.device.type == "cuda":
+            host = host.pin_memory()
+        ids, q_pos, write, q_seg, keys, key_pos, key_seg, cu_q, cu_k, row_slot, row_flat, targets = \
+            host.to(self.device, non_blocking=True).split(sizes)  # the one host-to-device copy
+        layout = _Pass(write, keys, q_pos, q_seg, key_pos, key_seg, cu_q.int(), cu_k.int(), int(n_q.max()),
+                       int(n_k.max()), self.attention, self.pool)
+        config = self.hf.config
+        before = config._attn_implementation
+        clock = _Clock(self.device, self.timings is not None)
+        try:
+            config._attn_implementation = FLAT
+            hidden = self.decoder(input_ids=ids[None], position_ids=q_pos[None], use_cache=False, flat=layout)
+        finally:
+            config._attn_implementation = before
+        hidden = hidden.last_hidden_state[0]
+        self.passes += 1
+        self.tokens += len(ids)
+        self.pool.hidden.index_copy_(0, write, hidden)  # candidates' rows too: their slots are scratch
+        rows = torch.cat([self.pool.hidden.index_select(0, row_slot), hidden.index_select(0, row_flat)])
+        lp = torch.empty(rows.shape[0], dtype=torch.promote_types(rows.dtype, torch.float32), device=self.device)
+        for i in range(0, rows.shape[0], self.head_rows):
+            logits = self.head(rows[i: i + self.head_rows])
+            if self.softcap:
+                logits = torch.tanh(logits / self.softcap) * self.softcap
+            lp[i: i + self.head_rows] = token_logprobs(logits, targets[i: i + self.head_rows])
+        self._device_seconds = clock.stop()
+        values = lp.double().cpu().numpy()  # the one device-to-host copy
+        # rows came as [pool rows of every block, flat rows of every block]; per block: [pool, flat]
+        owner = cat([pool_owner, flat_owner])
+        order = np.argsort(owner, kind="stable")
+        return values[order], owner[order]
+
+
+class _Clock:
+    """Device time of a pass: CUDA events on a GPU (the host waits once, at the end), wall time on a CPU."""
+
+    def __init__(self, device: torch.device, on: bool):
+        self.on, self.cuda = on, device.type == "cuda"
+        if on and self.cuda:
+            self.begin, self.end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            self.begin.record()
+        self.started = time.perf_counter()
+
+    def stop(self) -> float:
+        if not self.on:
+            return 0.0
+        if not self.cuda:
+            return time.perf_counter() - self.started
+        self.end.record()
+        self.end.synchronize()
+        return self.begin.elapsed_time(self.end) / 1000
+
+
+def _has_varlen() -> bool:
+    try:
+        from torch.nn.attention.varlen import varlen_attn  # noqa: F401
+    except ImportError:
+        return False
+    return True
