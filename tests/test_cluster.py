@@ -205,3 +205,18 @@ def _same_tables(a: Path, b: Path) -> None:
         left, right = (pd.read_parquet(run / f"{table}.parquet").drop(columns=["seconds", "rank_seconds"],
                                                                        errors="ignore") for run in (a, b))
         pd.testing.assert_frame_equal(left, right)
+
+
+def test_generate_on_ray_draws_what_a_plain_run_draws(cluster, one_thread, tiny_model, tmp_path):
+    """Each problem's rounds are seeded from its id, so workers sample exactly what one process does."""
+    from prunelens.generation import GenerateConfig, generate_chains
+
+    data = tmp_path / "p.jsonl"
+    data.write_text("".join(json.dumps({"id": f"q{i}", "question": f"What is {i} + 2?", "answer": str(i + 2)}) + "\n"
+                            for i in range(4)))
+    config = GenerateConfig(samples=3, round_size=2, max_new_tokens=5, temperature=1.0)
+    generate_chains(tiny_model, f"jsonl:{data}", tmp_path / "plain", config, show_progress=False)
+    generate_chains(str(tiny_model.path), f"jsonl:{data}", tmp_path / "ray", config, ray=cluster, show_progress=False)
+    columns = ["example_id", "sample", "text", "n_tokens", "verdict"]
+    plain, on_ray = (pd.read_parquet(tmp_path / d / "attempts.parquet")[columns] for d in ("plain", "ray"))
+    pd.testing.assert_frame_equal(plain, on_ray)

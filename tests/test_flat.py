@@ -10,9 +10,9 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from helpers import deletion_sets
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from helpers import deletion_sets
 from prunelens.layout import Layout
 from prunelens.models import PrunerModel
 from prunelens.pruning import PruneConfig
@@ -139,6 +139,7 @@ def test_the_flat_engine_is_chosen_on_cuda_and_by_name(model64):
 
 def test_sliding_windows_are_applied_per_layer(tmp_path, short_chains):
     from families import build
+
     from prunelens.layout import render
     from prunelens.models import load_model
 

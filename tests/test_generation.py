@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 import torch
-
 from helpers import with_hf
+
 from prunelens.cli import main
 from prunelens.data import Example, load_examples
 from prunelens.errors import DataError, RunError, SettingsError
@@ -115,6 +115,7 @@ def test_a_problems_samples_do_not_depend_on_the_others(tiny_model, tmp_path):
 
 def test_a_thinking_teachers_chain_is_its_think_block_scored_where_it_wrote_it(tmp_path):
     from families import build
+
     from prunelens.models import load_model
 
     teacher = load_model(str(build("qwen3", tmp_path / "qwen3")), device="cpu")

@@ -155,11 +155,7 @@ def _flat_attention(module, query, key, value, attention_mask, scaling=None, dro
     q = query[0].transpose(0, 1)  # [T, H, d]
     window = sliding_window or getattr(module, "sliding_window", None)
     if flat.attention == "varlen":
-        from torch.nn.attention.varlen import varlen_attn
-
-        out = varlen_attn(q, k, v, flat.cu_q, flat.cu_k, flat.max_q, flat.max_k, scale=scaling, enable_gqa=True,
-                          window_size=(window - 1 if window else -1, 0))
-        return out[None], None
+        return _varlen(q, k, v, flat, scaling, window)[None], None
     allowed = (flat.q_seg[:, None] == flat.key_seg[None, :]) & (flat.key_pos[None, :] <= flat.q_pos[:, None])
     if window:
         allowed &= flat.key_pos[None, :] > flat.q_pos[:, None] - window
@@ -168,6 +164,30 @@ def _flat_attention(module, query, key, value, attention_mask, scaling=None, dro
         q.transpose(0, 1)[None], k.repeat_interleave(groups, 1).transpose(0, 1)[None],
         v.repeat_interleave(groups, 1).transpose(0, 1)[None], attn_mask=allowed, scale=scaling)
     return out[0].transpose(0, 1)[None].contiguous(), None
+
+
+def _varlen(q, k, v, flat: _Pass, scaling, window: int | None) -> torch.Tensor:
+    """PyTorch's variable-length flash attention on the pass's segments (causal from the bottom right:
+    a segment's first query sees its whole prefix); its signature changed across PyTorch releases,
+    so the arguments follow what it takes."""
+    import inspect
+
+    from torch.nn.attention.varlen import varlen_attn
+
+    takes = inspect.signature(varlen_attn).parameters
+    extra = {"scale": scaling} if "scale" in takes else {}
+    if "enable_gqa" in takes:
+        extra["enable_gqa"] = True
+    else:
+        k, v = (x.repeat_interleave(q.shape[1] // x.shape[1], 1) for x in (k, v))
+    if "window_size" in takes:
+        extra["window_size"] = (window - 1 if window else -1, 0)
+    elif window:
+        raise SettingsError("this PyTorch's varlen attention has no sliding window: use the flat engine's reference "
+                            "attention or the rows engine")
+    else:
+        extra["is_causal"] = True
+    return varlen_attn(q, k, v, flat.cu_q, flat.cu_k, flat.max_q, flat.max_k, **extra)
 
 
 def _register() -> None:
@@ -188,7 +208,8 @@ class FlatEngine:
         if getattr(config, "attn_logit_softcapping", None):
             raise SettingsError(f"{type(config).__name__} soft-caps attention logits, which the flat engine does not: "
                                 "use the default engine")
-        attention = attention or ("varlen" if model.device.type == "cuda" and _has_varlen() else "reference")
+        half = model.dtype in (torch.bfloat16, torch.float16)  # what the flash kernels take
+        attention = attention or ("varlen" if model.device.type == "cuda" and half and _has_varlen() else "reference")
         if attention not in ATTENTIONS:
             raise SettingsError(f"unknown flat attention {attention!r}: use one of {', '.join(ATTENTIONS)}")
         layer_windows(config)  # a layer type no mask here expresses fails now
