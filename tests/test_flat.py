@@ -4,7 +4,6 @@ dispatches, which must not grow with its candidates or chains."""
 
 from __future__ import annotations
 
-import copy
 from collections import Counter
 
 import numpy as np
@@ -14,7 +13,7 @@ from helpers import deletion_sets
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from prunelens.layout import Layout
-from prunelens.models import PrunerModel
+from prunelens.models import load_model
 from prunelens.pruning import PruneConfig
 from prunelens.pruning.engine import Engine
 from prunelens.pruning.flat import FlatEngine
@@ -27,8 +26,10 @@ TOL = 1e-10
 
 @pytest.fixture(scope="module")
 def model64(tiny_model):
-    """The tiny random Llama in float64: rounding is then far below any difference a bug makes."""
-    return PrunerModel(tiny_model.name, copy.deepcopy(tiny_model.hf).double(), tiny_model.tokenizer, tiny_model.path)
+    """The tiny random Llama in float64, loaded afresh (the session's may have been hooked by the
+    bridge, whose attention modules bypass the flat engine's): rounding is then far below any
+    difference a bug makes."""
+    return load_model(str(tiny_model.path), device="cpu", dtype=torch.float64)
 
 
 def _layouts(model, short_chains, n=3, tokens=10):
@@ -150,3 +151,15 @@ def test_sliding_windows_are_applied_per_layer(tmp_path, short_chains):
     ranking = drive(engine, greedy_steps(engine, lay, 8, None, lambda k: None))
     order, trajectory = NaiveReference(model).run(lay)
     assert ranking.order == order and np.abs(np.array(ranking.trajectory) - np.array(trajectory)).max() < TOL
+
+
+def test_a_hooked_model_is_refused_not_scored_wrong(model64, short_chains):
+    """TransformerLens's bridge replaces the attention modules, which then never call the flat
+    engine's attention: a pass must stop, not score the chains as one causal sequence."""
+    hooked = load_model(str(model64.path), device="cpu", dtype=torch.float64)
+    hooked.bridge  # noqa: B018  (booting the bridge is what hooks the model)
+    lay = _layouts(hooked, short_chains, n=1, tokens=4)[0]
+    engine = FlatEngine(hooked)
+    with pytest.raises(RuntimeError, match="hooked by TransformerLens"):
+        engine.score(engine.state(lay.ids, len(lay.prompt_ids), len(lay.post_ids)), [[0]])
+    assert isinstance(make_engine(hooked, PruneConfig()), Engine)

@@ -141,6 +141,7 @@ class _Pass:
     max_k: int
     attention: str
     pool: KVPool
+    calls: int = 0  # layers that attended through ``_flat_attention`` in this pass
 
 
 def _flat_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, flat: _Pass | None = None,
@@ -148,6 +149,7 @@ def _flat_attention(module, query, key, value, attention_mask, scaling=None, dro
     """Attention of a flat pass: write the fresh keys and values into the pool, read each segment's by
     index. ``query`` ``[1, H, T, d]``, ``key``/``value`` ``[1, H_kv, T, d]``; returns ``[1, T, H, d]``."""
     pool, layer = flat.pool, module.layer_idx
+    flat.calls += 1
     pool.keys[layer].index_copy_(0, flat.write, key[0].transpose(0, 1))
     pool.values[layer].index_copy_(0, flat.write, value[0].transpose(0, 1))
     k = pool.keys[layer].index_select(0, flat.keys)  # [K, H_kv, d]
@@ -415,6 +417,10 @@ class FlatEngine:
             hidden = self.decoder(input_ids=ids[None], position_ids=q_pos[None], use_cache=False, flat=layout)
         finally:
             config._attn_implementation = before
+        if layout.calls != len(self.pool.keys):
+            raise RuntimeError(f"{layout.calls} of the model's {len(self.pool.keys)} attention layers went through "
+                               "transformers' attention interface: a model hooked by TransformerLens (its bridge "
+                               "replaces the attention modules) cannot score on the flat engine; use the rows engine")
         hidden = hidden.last_hidden_state[0]
         self.passes += 1
         self.tokens += len(ids)

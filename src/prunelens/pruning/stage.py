@@ -133,14 +133,16 @@ def _result(ranking: Ranking, n: int, trajectory: list[float], work: tuple[int, 
 
 def make_engine(model, config: PruneConfig):
     """The scoring engine of ``config.engine``: the flat engine on CUDA for ``auto`` (unless the model
-    soft-caps attention, which only the rows engine does), else the rows engine."""
+    soft-caps attention, or has been hooked by TransformerLens, whose attention modules bypass the
+    flat engine's: only the rows engine does those), else the rows engine."""
     from .engine import Engine
     from .flat import FlatEngine
 
     kind = config.engine
     if kind == "auto":
         softcaps = getattr(model.hf.config, "attn_logit_softcapping", None)
-        kind = "flat" if model.device.type == "cuda" and not softcaps else "rows"
+        hooked = getattr(model, "_bridge", None) is not None
+        kind = "flat" if model.device.type == "cuda" and not softcaps and not hooked else "rows"
     if kind == "flat":
         return FlatEngine(model, config.objective)
     return Engine(model, config.objective, config.max_batch, config.memory_gib)
