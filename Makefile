@@ -30,7 +30,7 @@ browser:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 test: setup browser
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q --durations=12
 
 # The fast lane: tiny random models only; no embedded model, Ray cluster, browser, notebook kernel or family matrix.
 FAST := not slow and not real_model and not ray and not browser and not notebook and not families

@@ -188,10 +188,11 @@ def test_generate_then_every_stage_from_the_command_line(model, tmp_path, capsys
     said = capsys.readouterr().out
     chains = load_examples(f"jsonl:{out}/chains.jsonl")
     assert len(chains) >= 2, said
-    run = tmp_path / "run"
-    assert main(["prune", "--data", f"jsonl:{out}/chains.jsonl", "--out", str(run)]) == 0
+    run = tmp_path / "run"  # the short chains only: exact greedy's time grows with the square of the length
+    assert main(["prune", "--data", f"jsonl:{out}/chains.jsonl", "--max-tokens", "30", "--out", str(run)]) == 0
     for args in (["features", str(run)], ["annotate", str(run)], ["analyze", str(run)]):
         assert main(args) == 0, capsys.readouterr().err
     pruned = pd.read_parquet(run / "examples.parquet")
-    assert sorted(pruned.example_id) == sorted(c.id for c in chains)
+    assert len(pruned) and set(pruned.example_id) <= {c.id for c in chains}
+    assert list(pruned.model.unique()) == ["smollm2-135m"]  # the teacher prunes its own chains
     assert (run / "analysis").is_dir() and (run / "categories.parquet").exists()
