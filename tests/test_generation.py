@@ -183,8 +183,8 @@ def test_excluded_problems_are_left_out(tiny_model, tmp_path):
 def test_generate_then_every_stage_from_the_command_line(model, tmp_path, capsys):
     """The embedded model writes its own chains for easy problems, then prunes them and the rest follows."""
     out = tmp_path / "own"
-    assert main(["generate", "--data", f"jsonl:{EASY}", "--samples", "6", "--round-size", "3", "--max-new-tokens",
-                 "80", "--out", str(out)]) == 0
+    assert main(["generate", "--data", f"jsonl:{EASY}", "--limit", "3", "--samples", "6", "--round-size", "3",
+                 "--max-new-tokens", "80", "--out", str(out)]) == 0
     said = capsys.readouterr().out
     chains = load_examples(f"jsonl:{out}/chains.jsonl")
     assert len(chains) >= 2, said
