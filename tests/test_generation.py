@@ -155,7 +155,7 @@ def test_bad_input_is_one_line_before_any_model_loads(tiny_model, tmp_path, caps
         (["--exclude", str(no_answer.with_suffix(".txt"))], "neither a run directory nor a .jsonl chain file"),
     ]
     for args, message in cases:
-        assert main(["generate", "--model", "/no/such/model", "--data", str(EASY).join(["jsonl:", ""]), *args,
+        assert main(["generate", "--model", "/no/such/model", "--data", f"jsonl:{EASY}", *args,
                      "--out", str(tmp_path / "out")]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

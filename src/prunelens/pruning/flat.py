@@ -61,7 +61,7 @@ class KVPool:
         self.values: list[torch.Tensor] = []
         self.hidden = torch.empty(0, hidden, dtype=dtype, device=device)
         self.count = np.zeros(0, dtype=np.int64)  # holders of each slot
-        self.free: list[int] = []
+        self.free = np.zeros(0, dtype=np.int64)  # a stack of free slots
         self._grow(capacity)
 
     def _grow(self, capacity: int) -> None:
@@ -78,13 +78,14 @@ class KVPool:
         self.values = [bigger(self.values[i] if old else None, kv_heads, head_dim) for i in range(layers)]
         self.hidden = bigger(self.hidden if old else None, hidden)
         self.count = np.concatenate([self.count, np.zeros(capacity - old, dtype=np.int64)])
-        self.free += range(capacity - 1, old - 1, -1)
+        self.free = np.concatenate([self.free, np.arange(capacity - 1, old - 1, -1)])
 
     def alloc(self, n: int) -> np.ndarray:
         """``n`` free slots, held once each."""
         if n > len(self.free):
             self._grow(max(2 * len(self.count), len(self.count) + n - len(self.free)))
-        slots = np.array([self.free.pop() for _ in range(n)], dtype=np.int64)
+        slots = self.free[len(self.free) - n:][::-1].copy()  # the stack's top first
+        self.free = self.free[:len(self.free) - n]
         self.count[slots] += 1
         return slots
 
@@ -93,7 +94,7 @@ class KVPool:
 
     def release(self, slots: np.ndarray) -> None:
         np.subtract.at(self.count, slots, 1)
-        self.free += [int(s) for s in np.unique(slots[self.count[slots] == 0])]
+        self.free = np.concatenate([self.free, np.unique(slots[self.count[slots] == 0])])
 
     @property
     def used(self) -> int:
