@@ -11,6 +11,7 @@ from prunelens.analysis import (
     headline,
     normalised_objective,
     order_agreement,
+    survival_difference,
 )
 from prunelens.errors import RunError
 from prunelens.schema import load_tokens, present_at
@@ -28,6 +29,37 @@ def test_survival_against_uniform_by_hand():
     assert table.loc["SYMBOLIC_MATH", "survival"] == 0.75 and table.loc["FUNCTION", "survival"] == 0.25
     assert table.loc["SYMBOLIC_MATH", "uniform"] == 0.5
     assert table.loc["SYMBOLIC_MATH", "ratio"] == 1.5 and table.loc["FUNCTION", "ratio"] == 0.5
+
+
+def _chains(steps: dict[str, list], categories: dict[str, list]) -> pd.DataFrame:
+    return pd.DataFrame({"example_id": [e for e in steps for _ in steps[e]],
+                         "position": [p for e in steps for p in range(len(steps[e]))],
+                         "deleted_step": pd.array([s for e in steps for s in steps[e]], dtype="Int64"),
+                         "category": [c for e in steps for c in categories[e]]})
+
+
+def test_survival_difference_is_paired_by_problem():
+    """Two runs of problems a and b with chains of other lengths. At keep 0.5 both runs keep every
+    symbolic token of a and none of b, so a bootstrap draw of problems moves both runs alike: every
+    draw's difference is 0 (unpaired draws would range from -2 to 2). Problem c, in one run only, is
+    left out (its deleted symbolic token would lower that run's ratio)."""
+    four, two = ["SYMBOLIC_MATH", "FUNCTION", "FUNCTION", "SYMBOLIC_MATH"], ["SYMBOLIC_MATH", "FUNCTION"]
+    own = _chains({"a": [None, 1, 2, None], "b": [1, None, None, 2]}, {"a": four, "b": four})
+    reference = _chains({"a": [None, 1], "b": [1, None], "c": [1, None]}, {"a": two, "b": two, "c": two})
+    table = survival_difference(own, reference, ratio=0.5).set_index("category")
+    # symbolic: own keeps 2 of 4 where uniform deletion keeps 2 (1 per chain), ratio 1; reference 1 of 2, ratio 1
+    assert table.loc["SYMBOLIC_MATH", ["ratio", "ratio_other", "difference"]].tolist() == [1, 1, 0]
+    assert table.loc["SYMBOLIC_MATH", ["tokens", "tokens_other", "examples"]].tolist() == [4, 2, 2]
+    assert table.loc["SYMBOLIC_MATH", ["difference_ci_low", "difference_ci_high"]].tolist() == [0, 0]
+    assert table.loc["FUNCTION", ["difference_ci_low", "difference_ci_high"]].tolist() == [0, 0]
+    # a run that keeps symbolic tokens where the other deletes them: own 2 of uniform's 2 in a, reference 0 of 0.5
+    flipped = _chains({"a": [1, None], "b": [None, 1]}, {"a": two, "b": two})
+    table = survival_difference(own, flipped, ratio=0.5).set_index("category")
+    assert table.loc["SYMBOLIC_MATH", "ratio_other"] == 1 and table.loc["SYMBOLIC_MATH", "difference"] == 0
+    assert table.loc["SYMBOLIC_MATH", "difference_ci_low"] == pytest.approx(-2)
+    assert table.loc["SYMBOLIC_MATH", "difference_ci_high"] == pytest.approx(2)
+    with pytest.raises(RunError, match="share no example"):
+        survival_difference(own, reference[reference.example_id == "c"])
 
 
 def test_broken_numbers_by_hand():

@@ -29,6 +29,23 @@ def test_a_committed_run_opens_as_it_is():
     assert len(half) == len(raw) and (half.n_kept == [int(round(0.5 * n)) for n in half.n_tokens]).all()
 
 
+def test_survival_difference_of_two_runs_reads_each_runs_own_survival(full_run, tiny_run):
+    """Greedy against random on the same chains: each side's ratio is what the run's own survival
+    table says at keep 0.5, the difference is theirs; a run without categories is named."""
+    from prunelens.analysis import category_survival
+
+    greedy, random = Run(full_run["greedy"]), Run(full_run["random"])
+    table = greedy.survival_difference(random).set_index("category")
+    alone = {name: category_survival(run.tokens(), ratios=[0.5]).set_index("category")["ratio"]
+             for name, run in (("greedy", greedy), ("random", random))}
+    assert len(table) and (table.examples == 6).all()
+    assert np.allclose(table.ratio, alone["greedy"].reindex(table.index))
+    assert np.allclose(table.ratio_other, alone["random"].reindex(table.index))
+    assert np.allclose(table.difference, table.ratio - table.ratio_other)
+    with pytest.raises(RunError, match="run annotate on it first"):
+        greedy.survival_difference(tiny_run("truncate", chains=3))
+
+
 def test_tokens_join_order_features_and_categories(tiny_model, short_chains, tmp_path):
     run = Run(tmp_path / "run")
     assert not run.exists

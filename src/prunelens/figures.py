@@ -145,8 +145,8 @@ def trajectory_figure(runs: Sequence[tuple[str, pd.DataFrame]]):
     return fig
 
 
-def methods_figure(runs: Sequence[tuple[str, pd.DataFrame]], keep_ratio: float = HEADLINE_KEEP):
-    """Survival / uniform per category at one keep ratio, one bar per method, with 95% intervals."""
+def methods_figure(runs: Sequence[tuple[str, pd.DataFrame]], keep_ratio: float = HEADLINE_KEEP, by: str = "method"):
+    """Survival / uniform per category at one keep ratio, one bar per method (or other ``by``), with 95% intervals."""
     categories = [c for c in LABELS if any(c in set(s.category) for _, s in runs)]
     width = 0.8 / len(runs)
     fig, ax = plt.subplots(figsize=(1.3 * len(categories) + 2, 4.2))
@@ -157,7 +157,7 @@ def methods_figure(runs: Sequence[tuple[str, pd.DataFrame]], keep_ratio: float =
         ax.bar(x, rows.ratio, width, yerr=err, capsize=2, label=label)
     ax.axhline(1, color="k", ls="--", lw=1)
     ax.set_xticks(np.arange(len(categories)), [DISPLAY[c] for c in categories])
-    ax.set(ylabel="survival / uniform (95% CI)", title=f"Category survival at keep {keep_ratio} by method")
+    ax.set(ylabel="survival / uniform (95% CI)", title=f"Category survival at keep {keep_ratio} by {by}")
     ax.legend(fontsize=8)
     return fig
 

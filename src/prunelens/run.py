@@ -272,6 +272,21 @@ class Run:
         table = order_agreement(self.table(TOKENS), other.table(TOKENS))
         return table if normalised is None else table.merge(normalised, on="example_id", how="left")
 
+    def survival_difference(self, other: str | Path | Run, keep_ratio: float = 0.5) -> pd.DataFrame:
+        """Each category's survival ratio to uniform deletion at ``keep_ratio`` here and in ``other``
+        (another run of the same problems: other chains, another pruner or method), their difference
+        and its 95% paired bootstrap interval over the problems both hold. Both runs annotated."""
+        from .analysis import survival_difference
+
+        other = Run(other)
+        tables = []
+        for run in (self, other):
+            tokens = run.tokens()
+            if "category" not in tokens:
+                raise RunError(f"{run.path} has no categories: run annotate on it first")
+            tables.append(tokens)
+        return survival_difference(*tables, ratio=keep_ratio)
+
     # -- the whole pipeline ------------------------------------------------------------------------
 
     @classmethod

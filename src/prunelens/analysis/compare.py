@@ -1,5 +1,6 @@
-"""Comparing runs: how alike two deletion orders are, and how well one run keeps the objective
-against exact greedy and random deletion (the normalised objective)."""
+"""Comparing runs: how alike two deletion orders are, how well one run keeps the objective
+against exact greedy and random deletion (the normalised objective), and how category survival
+differs between two runs of the same problems."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import RunError
-from ..modelling import spearman
+from ..modelling import BOOTSTRAP, spearman
 from ..ops import n_to_delete
-from ..schema import COMPARE_KEEPS, present_at, reaches
+from ..schema import COMPARE_KEEPS, HEADLINE_KEEP, LABELS, present_at, reaches
 from ..store import natural_key
+from .tables import category_counts
 
 
 def order_agreement(tokens: pd.DataFrame, other: pd.DataFrame, ratios: Sequence[float] = COMPARE_KEEPS
@@ -71,3 +73,36 @@ def normalised_objective(method: pd.DataFrame, exact: pd.DataFrame, random: pd.D
         gap = e - r
         frame[f"normalised@{ratio:g}"] = np.where(np.abs(gap) > 1e-9, (m - r) / np.where(gap == 0, 1, gap), np.nan)
     return frame
+
+
+def survival_difference(tokens: pd.DataFrame, other: pd.DataFrame, ratio: float = HEADLINE_KEEP,
+                        seed: int = 0) -> pd.DataFrame:
+    """Each category's survival ratio to uniform deletion at keep ``ratio`` in two runs of the same
+    problems (say a model's own chains and the reference chains), and their difference.
+
+    Only examples both runs hold count. The 95% intervals are a paired bootstrap over those examples:
+    each draw resamples the same examples for both runs, so the difference's interval sees that one
+    problem's two chains go together. The chains may differ in length and tokens.
+    """
+    shared = sorted(set(tokens.example_id) & set(other.example_id), key=natural_key)
+    if not shared:
+        raise RunError("the runs share no example")
+    index = {e: i for i, e in enumerate(shared)}
+    counts = [category_counts(t[t.example_id.isin(index)], ratio) for t in (tokens, other)]
+    draws = np.random.default_rng(seed).integers(0, len(shared), size=(BOOTSTRAP, len(shared)))
+    rows = []
+    for category in [c for c in LABELS if any(c in set(per.category) for per in counts)]:
+        mat = np.zeros((2, 3, len(shared)))  # run x (present, expected, count) x example
+        for k, per in enumerate(counts):
+            sub = per[per.category == category]
+            mat[k][:, sub.example_id.map(index).to_numpy()] = sub[["present", "expected", "count"]].to_numpy().T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            point = mat[:, 0].sum(1) / mat[:, 1].sum(1)
+            boot = mat[:, 0][:, draws].sum(2) / mat[:, 1][:, draws].sum(2)  # run x draw
+        diff = boot[0] - boot[1]
+        rows.append({"category": category, "keep_ratio": ratio, "examples": len(shared),
+                     "tokens": int(mat[0, 2].sum()), "tokens_other": int(mat[1, 2].sum()),
+                     "ratio": point[0], "ratio_other": point[1], "difference": point[0] - point[1],
+                     "difference_ci_low": np.nanpercentile(diff, 2.5) if np.isfinite(diff).any() else np.nan,
+                     "difference_ci_high": np.nanpercentile(diff, 97.5) if np.isfinite(diff).any() else np.nan})
+    return pd.DataFrame(rows)

@@ -128,6 +128,15 @@ def dynamic_regression(dynamic: pd.DataFrame, models: Sequence[str] = ("ridge", 
     return pd.DataFrame(rows)
 
 
+def category_counts(tokens: pd.DataFrame, ratio: float) -> pd.DataFrame:
+    """Per category and example at keep ``ratio``: tokens ``present``, ``expected`` under uniform
+    deletion of as many tokens as the chain lost (a unit kept whole can keep a few more), ``count``."""
+    frame = tokens.assign(present=present_at(tokens, ratio))
+    frame["expected"] = frame.groupby("example_id")["present"].transform("mean")
+    return frame.groupby(["category", "example_id"]).agg(present=("present", "sum"), expected=("expected", "sum"),
+                                                         count=("present", "size")).reset_index()
+
+
 def category_survival(tokens: pd.DataFrame, ratios: Sequence[float] = KEEP_RATIOS, seed: int = 0) -> pd.DataFrame:
     """Share of each category still present at each keep ratio, against uniform deletion."""
     rng = np.random.default_rng(seed)
@@ -135,11 +144,7 @@ def category_survival(tokens: pd.DataFrame, ratios: Sequence[float] = KEEP_RATIO
     index = {e: i for i, e in enumerate(examples)}
     rows = []
     for ratio in [r for r in ratios if reaches(tokens, r)]:
-        frame = tokens.assign(present=present_at(tokens, ratio))
-        # uniform deletion of as many tokens as the chain lost (a unit kept whole can keep a few more)
-        frame["expected"] = frame.groupby("example_id")["present"].transform("mean")
-        per = frame.groupby(["category", "example_id"]).agg(present=("present", "sum"), expected=("expected", "sum"),
-                                                           count=("present", "size")).reset_index()
+        per = category_counts(tokens, ratio)
         for category in [c for c in LABELS if c in set(per.category)]:
             sub = per[per.category == category]
             ids = sub.example_id.map(index).to_numpy()
