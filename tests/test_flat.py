@@ -92,16 +92,41 @@ def test_a_chain_alone_equals_the_chain_beside_others(model64, short_chains):
 
 def test_pool_slots_come_back(model64, short_chains):
     lay = _layouts(model64, short_chains, n=1, tokens=8)[0]
+    total, p = len(lay.ids), len(lay.prompt_ids)
     engine = FlatEngine(model64)
-    state = engine.state(lay.ids, len(lay.prompt_ids), len(lay.post_ids))
+    state = engine.state(lay.ids, p, len(lay.post_ids))
     engine.score(state, [[j] for j in range(8)])
-    assert engine.pool.used == len(lay.ids) - 1  # the candidates' slots went back after their pass
-    advanced = engine.advance(state, lay.ids[:-3] + lay.ids[-2:], len(lay.ids) - 3)
+    # the state's own slots, and each candidate's memo: deleting j, positions p + j .. total - 3 of its
+    # sequence (all but its last token); the rest of the pass's slots went back
+    assert engine.pool.used == total - 1 + sum(total - 2 - p - j for j in range(8))
+    advanced = engine.advance(state, lay.ids[:p + 5] + lay.ids[p + 6:], p + 5, deleted=5)
     del state
     engine.objective_of(advanced)
-    assert engine.pool.used == len(lay.ids) - 2  # shared slots held once more, the old tail released
+    # shared slots held once more, the old tail released; candidates 0..3 keep their first 4 - j positions
+    assert sorted((k, m.valid) for k, m in advanced.memo.items()) == [((0,), 4), ((1,), 3), ((2,), 2), ((3,), 1)]
+    assert engine.pool.used == total - 2 + 4 + 3 + 2 + 1
     del advanced
     assert engine.pool.used == 0
+
+
+@pytest.mark.parametrize("words", [False, True])
+def test_the_memo_changes_the_work_not_the_result(model64, short_chains, words):
+    """Memo on, memo off and a memo budget too small for any memo: the same order and trajectory
+    within 1e-10, and the memo spares tokens."""
+    lay = _layouts(model64, short_chains, n=1, tokens=12)[0]
+    n = len(lay.reasoning_ids)
+
+    def run(engine):
+        steps = word_steps(engine, lay, n, lambda k: None) if words else \
+            greedy_steps(engine, lay, n, None, lambda k: None)
+        return drive(engine, steps), engine.tokens
+
+    (on, spent_on), (off, spent_off), (starved, spent_starved) = (
+        run(FlatEngine(model64)), run(FlatEngine(model64, memo=False)), run(FlatEngine(model64, memory_gib=1e-9)))
+    for other in (off, starved):
+        assert on.order == other.order
+        assert np.abs(np.array(on.trajectory) - np.array(other.trajectory)).max() < TOL
+    assert spent_on < spent_off == spent_starved
 
 
 class _Count(TorchDispatchMode):
@@ -128,6 +153,16 @@ def test_operations_per_pass_do_not_grow_with_candidates_or_chains(model64, shor
 
     base = count(1, 2)
     assert count(1, 12) == base and count(3, 12) == base and count(3, 2) == base
+    # a pass that reads memos: an advanced state (pending) and candidates, some with a memo
+    engine = FlatEngine(model64)
+    lay = layouts[0]
+    p = len(lay.prompt_ids)
+    state = engine.state(lay.ids, p, len(lay.post_ids))
+    engine.score(state, [[j] for j in range(12)])
+    advanced = engine.advance(state, lay.ids[:p + 6] + lay.ids[p + 7:], p + 6, deleted=6)
+    with _Count() as mode:
+        engine.score_many([(advanced, [[j] for j in range(11)])])
+    assert advanced.memo and mode.ops == base
     assert sum(base.values()) > 0
 
 

@@ -16,6 +16,11 @@ laid out for a GPU, where the cost of a pass is the host's, not the model's, unl
   when no state holds them; candidates' slots come back after their pass. The final hidden state
   of each state position is pooled too (the LM head reads it where a candidate's first new token
   is predicted by the state's hidden state before it).
+- **Reuse across steps** (the memo, as ``Engine``'s): a candidate that deletes one run of adjacent
+  tokens keeps the pool slots of its positions and the sum of its log-probs. After the state deletes
+  from reasoning index ``d`` on, candidate ``k .. k + L - 1 < d`` has the same sequence up to position
+  ``p + d - L - 1``: its segment starts there, reading its memo's slots as keys and the hidden state
+  of its last one for the first new log-prob. Bookkeeping only: nothing is copied.
 - **States advance lazily**: ``state`` and ``advance`` record what to compute, and the next pass
   computes it beside the candidates that need it, so a step of ``lockstep`` searches is one pass.
 - **Attention** through transformers' attention interface (``FLAT``; no 4D mask is built): the
@@ -28,8 +33,7 @@ laid out for a GPU, where the cost of a pass is the host's, not the model's, unl
 
 The host builds a pass's layout with numpy and copies it to the device once; the operations a
 pass dispatches do not grow with its candidates or states (tested with ``TorchDispatchMode``).
-Not here yet: the memo of ``Engine`` (a candidate's suffix reused across steps), attention
-soft-capping (Gemma-2: the default engine does it).
+Not here: attention soft-capping (Gemma-2: the rows engine does it).
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ import torch
 from ..errors import SettingsError
 from ..ops import token_logprobs
 from ..schema import OBJECTIVES
-from .engine import layer_windows
+from .engine import DEFAULT_MEMORY_GIB, layer_windows
 
 FLAT = "prunelens_flat"  # the attention implementation's name in transformers' AttentionInterface
 ATTENTIONS = ("reference", "varlen")
@@ -102,6 +106,21 @@ class KVPool:
 
 
 @dataclass(eq=False)
+class FlatMemo:
+    """A candidate's computed positions ``c .. c + valid - 1`` (pool slots, held while the memo lives)
+    and ``cum[i]``, the sum of its log-probs at positions ``c .. c + i - 1`` (``None`` for the answer
+    objective, which never needs them)."""
+
+    slots: np.ndarray
+    cum: np.ndarray | None
+    _finalizer: object = field(default=None, repr=False)
+
+    @property
+    def valid(self) -> int:
+        return len(self.slots)
+
+
+@dataclass(eq=False)
 class FlatState:
     """A sequence ``ids`` (``p`` prompt, ``a`` post tokens): the pool slots of positions ``0 .. T - 2``
     and ``tlp[t] = log p(ids[t] | ids[:t])`` from ``done`` on; positions ``done ..`` still to compute."""
@@ -114,6 +133,7 @@ class FlatState:
     done: int  # positions [0, done) are computed
     tokens: int = 0  # slots passed through the model for this state and those it was advanced from
     useful: int = 0
+    memo: dict[tuple[int, ...], FlatMemo] | None = field(default=None, repr=False)  # deleted run -> its positions
     _finalizer: object = field(default=None, repr=False)
 
     @property
@@ -204,7 +224,8 @@ class FlatEngine:
     ``engine.Engine`` (``state``, ``advance``, ``objective_of``, ``score``, ``score_many``,
     ``trajectory``), so every search runs on either."""
 
-    def __init__(self, model, objective: str = "reason-answer", attention: str | None = None, head_rows: int = 4096):
+    def __init__(self, model, objective: str = "reason-answer", attention: str | None = None, head_rows: int = 4096,
+                 memo: bool = True, memory_gib: float | None = None):
         if objective not in OBJECTIVES:
             raise SettingsError(f"unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
         config = model.hf.config
@@ -227,6 +248,13 @@ class FlatEngine:
         head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // heads)
         self.pool = KVPool(int(config.num_hidden_layers), kv_heads, head_dim, int(config.hidden_size), model.dtype,
                            self.device)
+        self.memo = memo
+        if memory_gib is None:
+            memory_gib = DEFAULT_MEMORY_GIB if self.device.type != "cuda" \
+                else 0.3 * torch.cuda.mem_get_info(self.device)[0] / 2**30
+        slot_bytes = (2 * int(config.num_hidden_layers) * kv_heads * head_dim + int(config.hidden_size)) \
+            * torch.finfo(model.dtype).bits // 8
+        self.memo_slots = int(memory_gib * 2**30) // slot_bytes  # most slots the memos of one state hold
         self.tokens = 0
         self.useful = 0
         self.passes = 0
@@ -236,26 +264,45 @@ class FlatEngine:
     # -- states ------------------------------------------------------------------------------------
 
     def _new(self, ids: Sequence[int], p: int, a: int, slots: np.ndarray, tlp: np.ndarray, done: int,
-             tokens: int, useful: int) -> FlatState:
-        state = FlatState(list(ids), p, a, slots, tlp, done, tokens, useful)
+             tokens: int, useful: int, memo: dict | None) -> FlatState:
+        state = FlatState(list(ids), p, a, slots, tlp, done, tokens, useful, memo)
         state._finalizer = weakref.finalize(state, self.pool.release, slots)
         return state
+
+    def _memo(self, slots: np.ndarray, cum: np.ndarray | None) -> FlatMemo:
+        """A memo holding ``slots`` until it is dropped."""
+        self.pool.hold(slots)
+        memo = FlatMemo(slots, cum)
+        memo._finalizer = weakref.finalize(memo, self.pool.release, slots)
+        return memo
 
     def state(self, ids: Sequence[int], p: int, a: int) -> FlatState:
         """The state of ``ids``, computed by the next pass (``objective_of`` or a score)."""
         slots = self.pool.alloc(len(ids) - 1)
-        return self._new(ids, p, a, slots, np.zeros(len(ids)), 0, 0, 0)
+        return self._new(ids, p, a, slots, np.zeros(len(ids)), 0, 0, 0, {} if self.memo else None)
 
     def advance(self, state: FlatState, ids: Sequence[int], c: int, deleted: int | None = None) -> FlatState:
         """``state(ids)`` for a sequence that agrees with ``state.ids`` on its first ``c`` tokens: those
-        positions' slots and log-probs are shared, the rest computed by the next pass."""
+        positions' slots and log-probs are shared, the rest computed by the next pass.
+
+        ``deleted``: the first reasoning index whose deletion made ``ids``; the memo of every candidate
+        before it carries over, shortened to what still holds.
+        """
         self._realise([state])
         shared = state.slots[:c]
         self.pool.hold(shared)
         slots = np.concatenate([shared, self.pool.alloc(len(ids) - 1 - c)])
         tlp = np.zeros(len(ids))
         tlp[:c] = state.tlp[:c]
-        return self._new(ids, state.p, state.a, slots, tlp, c, state.tokens, state.useful)
+        memo = None
+        if state.memo is not None:
+            memo = {}
+            for k, m in state.memo.items() if deleted is not None else ():
+                valid = min(m.valid, deleted - len(k) - k[0])  # candidate k's sequence changes from p + d - len(k) on
+                if k[-1] < deleted and valid >= 1:
+                    memo[k] = m if valid == m.valid else \
+                        self._memo(m.slots[:valid], None if m.cum is None else m.cum[:valid + 1])
+        return self._new(ids, state.p, state.a, slots, tlp, c, state.tokens, state.useful, memo)
 
     def objective_of(self, state: FlatState) -> float:
         """The objective of the state's own sequence."""
@@ -288,25 +335,34 @@ class FlatEngine:
 
     @torch.inference_mode()
     def score_many(self, requests: Sequence[tuple[FlatState, Sequence[Sequence[int]]]]) -> list[list[float]]:
-        """``score`` of several states in one pass, with the pending part of every state among them."""
+        """``score`` of several states in one pass, with the pending part of every state among them.
+        Deletions of one run of adjacent tokens (a token, a word) use and refresh the state's memo."""
         started = time.perf_counter()
+        reason = self.objective == "reason-answer"
         states = list({id(s): s for s, _ in requests}.values())
-        blocks = [self._block(s, np.array([s.done]), np.arange(s.done, len(s.ids)), np.array([len(s.ids) - s.done]),
-                              np.array([s.done]), s.slots[s.done:]) for s in states if s.pending]
         owners = [s for s in states if s.pending]
-        scratch = []
+        none = np.zeros(0, dtype=np.int64)
+        blocks = [self._block(s, np.array([s.done]), np.array([s.done]), np.arange(s.done, len(s.ids)),
+                              np.array([len(s.ids) - s.done]), np.array([s.done]), s.slots[s.done:], none)
+                  for s in owners]
+        scratch, reused = [], []
         for state, deletions in requests:
             if deletions:
                 c, tails, counts = self._candidates(state, deletions)
-                first = np.full(len(c), state.p) if self.objective == "reason-answer" else c + counts - state.a
-                own = self.pool.alloc(int((counts - 1).sum()))
+                first = np.full(len(c), state.p) if reason else c + counts - state.a
+                keys, memos = self._memos(state, deletions)
+                have = np.array([m.valid if m is not None else 0 for m in memos], dtype=np.int64)
+                # a memo covers positions before the last token (and before the answer, for its objective)
+                v = np.maximum(np.minimum(have, counts - 1 if reason else np.minimum(counts - 1, first - c)), 0)
+                pre = np.concatenate([m.slots[:k] for m, k in zip(memos, v) if k] or [none])
+                known = np.array([m.cum[k] if k and m.cum is not None else 0.0 for m, k in zip(memos, v)])
+                own = self.pool.alloc(int((counts - 1 - v).sum()))
                 scratch.append(own)
-                blocks.append(self._block(state, c, tails, counts, first, own))
+                blocks.append(self._block(state, c, c + v, tails, counts, first, own, pre))
+                reused.append((keys, memos, v, known, pre, own))
         if not blocks:
             return [[] for _ in requests]
         values, owner = self._pass(blocks)
-        for own in scratch:
-            self.pool.release(own)
         sums = np.bincount(owner, weights=values, minlength=sum(len(b["c"]) for b in blocks))
         for i, state in enumerate(owners):  # states first: candidates need their log-probs before c
             mine = owner == i
@@ -315,25 +371,60 @@ class FlatEngine:
             state.tokens, state.useful, state.done = state.tokens + work, state.useful + work, len(state.ids) - 1
             self.useful += work
         out, at = [], len(owners)
+        row_at = np.searchsorted(owner, np.arange(len(sums) + 1))  # segment g's rows: values[row_at[g]:row_at[g + 1]]
         for state, deletions in requests:
             if not deletions:
                 out.append([])
                 continue
-            block = blocks[at]
+            block, (keys, memos, v, known, pre, own) = blocks[at], reused[at - len(owners)]
             n = len(block["c"])
             total = block["c"] + block["counts"]  # each candidate's length
             mine = sums[block["first_segment"]: block["first_segment"] + n]
-            if self.objective == "reason-answer":
+            if reason:
                 cum = np.concatenate([[0.0], np.cumsum(state.tlp)])  # cum[t] = sum of tlp[:t]
-                scores = (cum[block["c"]] - cum[state.p] + mine) / (total - state.p)
+                scores = (cum[block["c"]] - cum[state.p] + known + mine) / (total - state.p)
             else:
                 scores = mine / state.a
             out.append(scores.tolist())
-            self.useful += int((block["counts"] - 1).sum())
+            self.useful += int(block["n_q"].sum())
+            if state.memo is not None:
+                rows = [values[row_at[g]: row_at[g + 1]] for g in range(block["first_segment"], block["first_segment"] + n)]
+                self._remember(state, keys, memos, v, block["n_q"], pre, own, rows)
             at += 1
+        for slots in scratch:  # what a memo kept is held by it
+            self.pool.release(slots)
         if self.timings is not None:
             self.timings.append((time.perf_counter() - started - self._device_seconds, self._device_seconds))
         return out
+
+    @staticmethod
+    def _memos(state: FlatState, deletions: Sequence[Sequence[int]]) -> tuple[list, list]:
+        """Each deletion's memo key (its run of adjacent reasoning indices; None for another set or
+        without a memo) and the state's memo under it."""
+        if state.memo is None:
+            return [None] * len(deletions), [None] * len(deletions)
+        runs = [tuple(sorted(set(d))) for d in deletions]
+        keys = [run if run and run[-1] - run[0] == len(run) - 1 else None for run in runs]
+        return keys, [state.memo.get(k) if k is not None else None for k in keys]
+
+    def _remember(self, state: FlatState, keys: list, memos: list, v: np.ndarray, fresh: np.ndarray, pre: np.ndarray,
+                  own: np.ndarray, rows: list[np.ndarray]) -> None:
+        """Keep each keyed candidate's positions (its memo's and its fresh ones) and log-prob sums in the
+        state's memo, while the state's memos hold at most ``memo_slots`` slots."""
+        used = sum(m.valid for m in state.memo.values())
+        pre_at, own_at = np.cumsum(np.concatenate([[0], v])), np.cumsum(np.concatenate([[0], fresh]))
+        for i, key in enumerate(keys):
+            old = state.memo.get(key) if key is not None else None
+            grow = v[i] + fresh[i] - (old.valid if old is not None else 0)
+            if key is None or v[i] + fresh[i] == 0 or used + grow > self.memo_slots:
+                continue
+            slots = np.concatenate([pre[pre_at[i]: pre_at[i + 1]], own[own_at[i]: own_at[i + 1]]])
+            cum = None
+            if self.objective == "reason-answer":
+                start = memos[i].cum[: v[i] + 1] if v[i] else np.zeros(1)
+                cum = np.concatenate([start, start[-1] + np.cumsum(rows[i])])
+            state.memo[key] = self._memo(slots, cum)
+            used += grow
 
     @staticmethod
     def _candidates(state: FlatState, deletions: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -356,34 +447,44 @@ class FlatEngine:
         tails = [np.delete(np.arange(ci, total), np.array(sorted(set(d))) + p - ci) for ci, d in zip(c, deletions)]
         return c, np.concatenate(tails), counts
 
-    def _block(self, state: FlatState, c: np.ndarray, tails: np.ndarray, counts: np.ndarray, first: np.ndarray,
-               own: np.ndarray) -> dict:
+    def _block(self, state: FlatState, c: np.ndarray, r: np.ndarray, tails: np.ndarray, counts: np.ndarray,
+               first: np.ndarray, own: np.ndarray, pre: np.ndarray) -> dict:
         """The layout of segments of one state, all numpy: segment ``s`` holds the positions
         ``c[s] ..`` of a sequence whose position ``c[s] + i`` is the state's ``tails[..][i]`` (``counts[s]``
-        of them); its fresh tokens (all but the last) go to the pool slots ``own``, its keys are the
-        state's slots before ``c[s]`` and its own; log-prob rows for its positions ``first[s] ..``."""
+        of them). Its positions ``c[s] .. r[s] - 1`` come from a memo (their pool slots: ``pre``,
+        concatenated); its fresh tokens (from ``r[s]``, all but the last) go to the pool slots ``own``;
+        its keys are the state's slots before ``c[s]``, the memo's and its own; log-prob rows for its
+        positions ``max(first[s], r[s]) ..``, the first predicted from the pooled hidden state before it."""
         ids = np.asarray(state.ids, dtype=np.int64)
-        m = counts - 1  # fresh tokens per segment
+        v = r - c  # positions from a memo
+        m = counts - 1 - v  # fresh tokens per segment
         seg_f, at_f = np.repeat(np.arange(len(c)), m), np.concatenate([[0], np.cumsum(m)[:-1]])
         local_f = np.arange(m.sum()) - at_f[seg_f]
         at_t = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        keys_n = c + m
+        at_m = np.concatenate([[0], np.cumsum(v)[:-1]])
+        keys_n = np.where(m > 0, r + m, 0)  # a segment without fresh tokens asks no attention
         seg_k = np.repeat(np.arange(len(c)), keys_n)
         local_k = np.arange(keys_n.sum()) - np.repeat(np.concatenate([[0], np.cumsum(keys_n)[:-1]]), keys_n)
-        prefix = local_k < c[seg_k]
-        keys = np.where(prefix, state.slots[np.minimum(local_k, len(state.slots) - 1)],
-                        own[np.clip(at_f[seg_k] + local_k - c[seg_k], 0, max(len(own) - 1, 0))] if len(own) else 0)
-        low = np.maximum(np.maximum(first, c), 1)
+
+        def take(slots: np.ndarray, index: np.ndarray) -> np.ndarray:
+            return slots[np.clip(index, 0, len(slots) - 1)] if len(slots) else np.zeros_like(index)
+
+        ck, rk = c[seg_k], r[seg_k]
+        keys = np.where(local_k < ck, take(state.slots, local_k),
+                        np.where(local_k < rk, take(pre, at_m[seg_k] + local_k - ck), take(own, at_f[seg_k] + local_k - rk)))
+        low = np.maximum(np.maximum(first, r), 1)
         rows_n = c + counts - low
         seg_r = np.repeat(np.arange(len(c)), rows_n)
         t = low[seg_r] + np.arange(rows_n.sum()) - np.repeat(np.concatenate([[0], np.cumsum(rows_n)[:-1]]), rows_n)
-        from_pool = t == c[seg_r]
-        return {"ids": ids[tails[at_t[seg_f] + local_f]], "q_pos": c[seg_f] + local_f, "write": own, "seg_q": seg_f,
-                "keys": keys, "key_pos": local_k, "seg_k": seg_k, "n_q": m, "n_k": keys_n,
-                "pool_slot": state.slots[c[seg_r][from_pool] - 1], "pool_owner": seg_r[from_pool],
-                "pool_target": ids[tails[at_t[seg_r] + t - c[seg_r]]][from_pool],
-                "flat_index": (at_f[seg_r] + t - 1 - c[seg_r])[~from_pool], "flat_owner": seg_r[~from_pool],
-                "flat_target": ids[tails[at_t[seg_r] + t - c[seg_r]]][~from_pool],
+        from_pool = t == r[seg_r]
+        # the hidden state before r: the memo's last position, or the state's before c
+        before = np.where(v[seg_r] > 0, take(pre, at_m[seg_r] + v[seg_r] - 1), take(state.slots, c[seg_r] - 1))
+        target = ids[tails[at_t[seg_r] + t - c[seg_r]]]
+        return {"ids": ids[tails[at_t[seg_f] + v[seg_f] + local_f]], "q_pos": r[seg_f] + local_f, "write": own,
+                "seg_q": seg_f, "keys": keys, "key_pos": local_k, "seg_k": seg_k, "n_q": m, "n_k": keys_n,
+                "pool_slot": before[from_pool], "pool_owner": seg_r[from_pool], "pool_target": target[from_pool],
+                "flat_index": (at_f[seg_r] + t - 1 - r[seg_r])[~from_pool], "flat_owner": seg_r[~from_pool],
+                "flat_target": target[~from_pool],
                 "target_pos": np.concatenate([t[from_pool], t[~from_pool]]), "c": c, "counts": counts}
 
     def _pass(self, blocks: list[dict]) -> tuple[np.ndarray, np.ndarray]:

@@ -144,7 +144,7 @@ def make_engine(model, config: PruneConfig):
         hooked = getattr(model, "_bridge", None) is not None
         kind = "flat" if model.device.type == "cuda" and not softcaps and not hooked else "rows"
     if kind == "flat":
-        return FlatEngine(model, config.objective)
+        return FlatEngine(model, config.objective, memory_gib=config.memory_gib)
     return Engine(model, config.objective, config.max_batch, config.memory_gib)
 
 
