@@ -8,12 +8,14 @@ weights from real architectures' configs, no download.
 Speed does not depend on the weights, so each model is built from its config with random bf16
 weights (float32 on CPU) on synthetic chains (80 prompt tokens, ``--tokens`` reasoning tokens, 10
 post tokens; ids drawn at random). In one run: the matmul peak of the device (a large bf16 matmul);
-for each engine (``rows``: ``engine.Engine``; ``flat``: ``flat.FlatEngine``) and each number of
+for each engine (``rows``: ``engine.Engine``; ``flat``: ``flat.FlatEngine``; ``flat-nomemo``: it without
+its memo, by ``--engines``) and each number of
 chains K of ``--chains`` (``mem``: as many as the free memory holds by the flat engine's estimate),
 the first ``--steps`` greedy steps of K chains searched side by side (``search.lockstep``): seconds
 per step, tokens through the model, tokens per second, model FLOPs as a share of the peak, and for
 the flat engine the host and device seconds of each pass (CUDA events); seconds per chain for the
-whole chain are extrapolated by tokens (every step's tokens are known arithmetic). The naive
+whole chain are extrapolated by tokens (every step's tokens are known arithmetic, taking each
+deletion at the chain's middle; ``bench_memo.py`` checks that arithmetic against whole searches). The naive
 algorithm's first step is timed and extrapolated by its exact token count. Exactness in bf16, on
 one chain: step 1's candidate objectives of the flat engine and of naive bf16, each against naive
 float32 (p99 absolute error), and whether every choice that differs from naive float32's is a
@@ -102,13 +104,15 @@ def synthetic(rng: np.random.Generator, vocab: int, tokens: int) -> Layout:
     return Layout(ids[:80], ids[80: 80 + tokens], ids[80 + tokens:], [(0, 0)] * tokens)
 
 
-def step_tokens(n: int, p: int, a: int, steps: int) -> int:
+def step_tokens(n: int, p: int, a: int, steps: int, memo: bool = True) -> int:
     """Tokens the flat engine passes through the model in the first ``steps`` steps of a chain (each
-    candidate's suffix, and each new state's part after its deletion, taken at the chain's middle)."""
-    total = 0
+    candidate's suffix, and each new state's part after its deletion, taken at the chain's middle);
+    with the memo, candidate ``j`` before the last deletion ``d`` starts ``d - 1 - j`` positions later."""
+    total, d = 0, 0
     for s in range(steps):
         m = n - s
-        total += sum(m - j + a - 1 for j in range(m)) + (m // 2 + a)
+        total += sum(m - j + a - 1 - (max(0, d - 1 - j) if memo else 0) for j in range(m)) + (m // 2 + a)
+        d = m // 2
     return total + p + n + a - 1  # the first state's own pass
 
 
@@ -125,8 +129,8 @@ def memory_chains(model: PrunerModel, layout: Layout) -> int:
 
 def time_engine(kind: str, model: PrunerModel, layouts: list[Layout], steps: int, device: str) -> dict:
     """The first ``steps`` greedy steps of ``layouts`` side by side."""
-    engine = Engine(model) if kind == "rows" else FlatEngine(model)
-    if kind == "flat":
+    engine = Engine(model) if kind == "rows" else FlatEngine(model, memo=kind == "flat")
+    if kind != "rows":
         engine.timings = []
     searches = ((i, greedy_steps(engine, lay, steps, None, lambda k: None)) for i, lay in enumerate(layouts))
     sync(device)
@@ -136,7 +140,7 @@ def time_engine(kind: str, model: PrunerModel, layouts: list[Layout], steps: int
     seconds = time.perf_counter() - start
     row = {"engine": kind, "chains": len(layouts), "steps": steps, "seconds": seconds, "tokens": engine.tokens,
            "orders": [rankings[i].order for i in range(len(layouts))]}
-    if kind == "flat":
+    if kind != "rows":
         host, dev = np.array(engine.timings).sum(0)
         row.update(passes=engine.passes, host_seconds_per_pass=host / engine.passes,
                    device_seconds_per_pass=dev / engine.passes)
@@ -170,7 +174,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=None, help="override the layer count (CPU smoke runs)")
     parser.add_argument("--steps", type=int, default=4, help="greedy steps timed per chain")
     parser.add_argument("--chains", default="1,4,16,mem", help="K chains side by side (mem: as many as fit)")
-    parser.add_argument("--engines", default="rows,flat")
+    parser.add_argument("--engines", default="rows,flat", help="of rows, flat, flat-nomemo (the flat engine without its memo)")
     parser.add_argument("--out", default=None, help="JSON (default benchmarks/results/gpu.json or cpu-smoke.json)")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -184,7 +188,6 @@ def main() -> None:
         rng = np.random.default_rng(0)
         vocab = model.hf.config.vocab_size
         first = synthetic(rng, vocab, args.tokens)
-        full = step_tokens(args.tokens, 80, 10, args.tokens)
         naive = NaiveReference(model)
         sync(device)
         start = time.perf_counter()
@@ -201,7 +204,9 @@ def main() -> None:
             layouts = [first] + [synthetic(rng, vocab, args.tokens) for _ in range(chains - 1)]
             for kind in args.engines.split(","):
                 row = time_engine(kind, model, layouts, args.steps, device)
-                per_chain = row["seconds"] / chains * full / step_tokens(args.tokens, 80, 10, args.steps)
+                memo = kind != "flat-nomemo"
+                per_chain = row["seconds"] / chains * step_tokens(args.tokens, 80, 10, args.tokens, memo) \
+                    / step_tokens(args.tokens, 80, 10, args.steps, memo)
                 row.update(model=name, layers=model.n_layers, reasoning_tokens=args.tokens, memory_sized=k == "mem",
                            tokens_per_second=row["tokens"] / row["seconds"],
                            peak_share=row["tokens"] * flops_per_token(model) / row["seconds"] / peak,
