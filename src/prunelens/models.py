@@ -246,6 +246,16 @@ def attention_for(config, requested: str | None = None) -> str:
     return requested or ("sdpa" if supported else "eager")
 
 
+def tokenizer_of(model: PrunerModel | str):
+    """A model's tokenizer: a loaded model's own, or read by name with no weights loaded (for checks
+    and chain selection before any model loads)."""
+    if not isinstance(model, str):
+        return model.tokenizer
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model_path(model))
+
+
 def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: torch.dtype | None = None,
                attention: str | None = None, weights: bool = True) -> PrunerModel:
     """Load ``name`` (embedded short name, hub id or local directory) in eval mode.

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .errors import RunError, SettingsError
-from .models import DEFAULT_MODEL
+from .models import DEFAULT_MODEL, tokenizer_of
 from .ops import set_threads
 from .schema import ANALYSIS, EXAMPLES, TOKENS, chains_at, is_text_run, load_tokens, read_table
 
@@ -129,7 +129,7 @@ class Run:
         self._as_directory()
         source = examples if isinstance(examples, str) else None
         skipped: list[str] = []
-        chosen = select_examples(examples, lambda: _tokenizer(model), limit=limit, min_tokens=min_tokens,
+        chosen = select_examples(examples, lambda: tokenizer_of(model), limit=limit, min_tokens=min_tokens,
                                  max_tokens=max_tokens, seed=seed, skip_bad=skip_bad, skipped=skipped)
         if ray is None:
             set_threads(threads, shard)
@@ -194,9 +194,9 @@ class Run:
 
         self._as_directory()
         skipped: list[str] = []
-        chosen = select_examples(examples, lambda: _tokenizer(model), limit=limit, min_tokens=min_tokens,
+        chosen = select_examples(examples, lambda: tokenizer_of(model), limit=limit, min_tokens=min_tokens,
                                  max_tokens=max_tokens, seed=seed, skip_bad=skip_bad, skipped=skipped)
-        return annotate_examples(_tokenizer(model), chosen, self.path, annotator)
+        return annotate_examples(tokenizer_of(model), chosen, self.path, annotator)
 
     def export_demo(self, path: str | Path) -> Path:
         """The run's labels in the published demo format (``reason_tokens_json``)."""
@@ -335,17 +335,6 @@ class Run:
 
 def _name(model: PrunerModel | str) -> str:
     return model if isinstance(model, str) else model.name
-
-
-def _tokenizer(model: PrunerModel | str):
-    """A tokenizer for selecting chains by length: the model's, with no weights loaded for a name."""
-    if not isinstance(model, str):
-        return model.tokenizer
-    from transformers import AutoTokenizer
-
-    from .models import resolve_model_path
-
-    return AutoTokenizer.from_pretrained(resolve_model_path(model))
 
 
 def _load(model: PrunerModel | str, device: str | None = None, dtype=None, weights: bool = True,

@@ -178,7 +178,7 @@ def generate_chains(model: PrunerModel | str, data: str | Iterable[Example], out
     file of ``exclude`` holds. ``config`` or ``settings`` (``GenerateConfig``'s fields);
     ``data_seed``: for generated sources. Returns ``generate_into``'s summary."""
     from ..data import load_examples, source_id
-    from ..models import load_model, resolve_model_path
+    from ..models import load_model, tokenizer_of
     from ..ops import set_threads
 
     if config is not None and settings:
@@ -201,9 +201,7 @@ def generate_chains(model: PrunerModel | str, data: str | Iterable[Example], out
         raise SettingsError(f"every problem of {data if isinstance(data, str) else 'the examples'} is excluded: "
                             "nothing to do, nothing written")
     if isinstance(model, str):
-        from transformers import AutoTokenizer
-
-        check_settings(AutoTokenizer.from_pretrained(resolve_model_path(model)), config, device)
+        check_settings(tokenizer_of(model), config, device)
         if ray is None:
             set_threads(threads)
             model = load_model(model, device, attention=attention)
