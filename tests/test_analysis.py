@@ -58,6 +58,12 @@ def test_survival_difference_is_paired_by_problem():
     assert table.loc["SYMBOLIC_MATH", "ratio_other"] == 1 and table.loc["SYMBOLIC_MATH", "difference"] == 0
     assert table.loc["SYMBOLIC_MATH", "difference_ci_low"] == pytest.approx(-2)
     assert table.loc["SYMBOLIC_MATH", "difference_ci_high"] == pytest.approx(2)
+    # a category one run has and the other lacks: ratio NaN where it is absent, no interval
+    hedged = reference.assign(category=reference.category.where(reference.position == 0, "META_DISCOURSE"))
+    table = survival_difference(own, hedged, ratio=0.5).set_index("category")
+    assert table.loc["META_DISCOURSE", "tokens"] == 0 and table.loc["META_DISCOURSE", "tokens_other"] == 2
+    assert np.isnan(table.loc["META_DISCOURSE", "ratio"]) and table.loc["META_DISCOURSE", "ratio_other"] == 1
+    assert np.isnan(table.loc["META_DISCOURSE", "difference_ci_low"])
     with pytest.raises(RunError, match="share no example"):
         survival_difference(own, reference[reference.example_id == "c"])
 

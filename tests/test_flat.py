@@ -111,8 +111,8 @@ def test_pool_slots_come_back(model64, short_chains):
 
 @pytest.mark.parametrize("words", [False, True])
 def test_the_memo_changes_the_work_not_the_result(model64, short_chains, words):
-    """Memo on, memo off and a memo budget too small for any memo: the same order and trajectory
-    within 1e-10, and the memo spares tokens."""
+    """Memo on, memo off, a memo budget too small for any memo and one for a few: the same order and
+    trajectory within 1e-10; the memo spares tokens, less so within a tight budget, which it keeps."""
     lay = _layouts(model64, short_chains, n=1, tokens=12)[0]
     n = len(lay.reasoning_ids)
 
@@ -121,12 +121,24 @@ def test_the_memo_changes_the_work_not_the_result(model64, short_chains, words):
             greedy_steps(engine, lay, n, None, lambda k: None)
         return drive(engine, steps), engine.tokens
 
-    (on, spent_on), (off, spent_off), (starved, spent_starved) = (
-        run(FlatEngine(model64)), run(FlatEngine(model64, memo=False)), run(FlatEngine(model64, memory_gib=1e-9)))
-    for other in (off, starved):
+    class Peak(FlatEngine):
+        peak = 0
+
+        def score_many(self, requests):
+            out = super().score_many(requests)
+            self.peak = max(self.peak, self.memo_held)
+            return out
+
+    tight = Peak(model64)
+    tight.memo_slots = 20  # room for a few memos at a time
+    (on, spent_on), (off, spent_off), (starved, spent_starved), (some, spent_some) = (
+        run(FlatEngine(model64)), run(FlatEngine(model64, memo=False)), run(FlatEngine(model64, memory_gib=1e-9)),
+        run(tight))
+    for other in (off, starved, some):
         assert on.order == other.order
         assert np.abs(np.array(on.trajectory) - np.array(other.trajectory)).max() < TOL
-    assert spent_on < spent_off == spent_starved
+    assert spent_on < spent_some < spent_off == spent_starved
+    assert 0 < tight.peak <= 20 and tight.memo_held == 0  # and every memo's slots came back
 
 
 class _Count(TorchDispatchMode):

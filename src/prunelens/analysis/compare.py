@@ -95,7 +95,7 @@ def survival_difference(tokens: pd.DataFrame, other: pd.DataFrame, ratio: float 
         mat = np.zeros((2, 3, len(shared)))  # run x (present, expected, count) x example
         for k, per in enumerate(counts):
             sub = per[per.category == category]
-            mat[k][:, sub.example_id.map(index).to_numpy()] = sub[["present", "expected", "count"]].to_numpy().T
+            mat[k][:, sub.example_id.map(index).to_numpy(dtype=np.int64)] = sub[["present", "expected", "count"]].to_numpy().T
         with np.errstate(divide="ignore", invalid="ignore"):
             point = mat[:, 0].sum(1) / mat[:, 1].sum(1)
             boot = mat[:, 0][:, draws].sum(2) / mat[:, 1][:, draws].sum(2)  # run x draw

@@ -254,7 +254,8 @@ class FlatEngine:
                 else 0.3 * torch.cuda.mem_get_info(self.device)[0] / 2**30
         slot_bytes = (2 * int(config.num_hidden_layers) * kv_heads * head_dim + int(config.hidden_size)) \
             * torch.finfo(model.dtype).bits // 8
-        self.memo_slots = int(memory_gib * 2**30) // slot_bytes  # most slots the memos of one state hold
+        self.memo_slots = int(memory_gib * 2**30) // slot_bytes  # most slots all memos hold together
+        self.memo_held = 0
         self.tokens = 0
         self.useful = 0
         self.passes = 0
@@ -272,9 +273,14 @@ class FlatEngine:
     def _memo(self, slots: np.ndarray, cum: np.ndarray | None) -> FlatMemo:
         """A memo holding ``slots`` until it is dropped."""
         self.pool.hold(slots)
+        self.memo_held += len(slots)
         memo = FlatMemo(slots, cum)
-        memo._finalizer = weakref.finalize(memo, self.pool.release, slots)
+        memo._finalizer = weakref.finalize(memo, self._drop, slots)
         return memo
+
+    def _drop(self, slots: np.ndarray) -> None:
+        self.pool.release(slots)
+        self.memo_held -= len(slots)
 
     def state(self, ids: Sequence[int], p: int, a: int) -> FlatState:
         """The state of ``ids``, computed by the next pass (``objective_of`` or a score)."""
@@ -410,13 +416,12 @@ class FlatEngine:
     def _remember(self, state: FlatState, keys: list, memos: list, v: np.ndarray, fresh: np.ndarray, pre: np.ndarray,
                   own: np.ndarray, rows: list[np.ndarray]) -> None:
         """Keep each keyed candidate's positions (its memo's and its fresh ones) and log-prob sums in the
-        state's memo, while the state's memos hold at most ``memo_slots`` slots."""
-        used = sum(m.valid for m in state.memo.values())
+        state's memo, while the memos of every state hold at most ``memo_slots`` slots."""
         pre_at, own_at = np.cumsum(np.concatenate([[0], v])), np.cumsum(np.concatenate([[0], fresh]))
         for i, key in enumerate(keys):
             old = state.memo.get(key) if key is not None else None
             grow = v[i] + fresh[i] - (old.valid if old is not None else 0)
-            if key is None or v[i] + fresh[i] == 0 or used + grow > self.memo_slots:
+            if key is None or v[i] + fresh[i] == 0 or self.memo_held + grow > self.memo_slots:
                 continue
             slots = np.concatenate([pre[pre_at[i]: pre_at[i + 1]], own[own_at[i]: own_at[i + 1]]])
             cum = None
@@ -424,7 +429,6 @@ class FlatEngine:
                 start = memos[i].cum[: v[i] + 1] if v[i] else np.zeros(1)
                 cum = np.concatenate([start, start[-1] + np.cumsum(rows[i])])
             state.memo[key] = self._memo(slots, cum)
-            used += grow
 
     @staticmethod
     def _candidates(state: FlatState, deletions: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
