@@ -105,6 +105,25 @@ def hedge_rate(texts: Sequence[str], n_tokens: Sequence[int]) -> float:
     return 100 * sum(hedge_count(t) for t in texts) / total if total else math.nan
 
 
+def answer_problems(model, problems: Sequence[Example], eval_set: str, style: str, max_new_tokens: int,
+                    batch_size: int, show_progress: bool = False):
+    """``model``'s greedy reply to each of ``problems``, one row each (the ``generations/`` table):
+    example_id, eval_set, text, n_tokens, seconds, predicted, gold, correct."""
+    import pandas as pd
+
+    from ..answers import answers_match, extract_answer
+    from ..generation.sampler import generate
+
+    outputs = generate(model, [e.question for e in problems], max_new_tokens, batch_size, style,
+                       show_progress=show_progress)
+    predicted = [extract_answer(o["text"]) for o in outputs]
+    return pd.DataFrame({
+        "example_id": [e.id for e in problems], "eval_set": eval_set,
+        "text": [o["text"] for o in outputs], "n_tokens": [o["n_tokens"] for o in outputs],
+        "seconds": [o["seconds"] for o in outputs], "predicted": predicted, "gold": [e.answer for e in problems],
+        "correct": [answers_match(p, e.answer) for p, e in zip(predicted, problems)]})
+
+
 def kl_drift(base, student, examples: Sequence[Example], batch_size: int = 8) -> float:
     """Mean KL(base || student) per reply token (reasoning and answer line) of held-out ``examples``,
     laid out as in training (``layout.render``); nan without any.

@@ -115,9 +115,7 @@ def _student(base, item: tuple[str, int | None], *, sets: dict, problems: dict, 
     """Train one student (unless it is the base model), measure its drift, generate on every eval set;
     each file is written once, so a killed student resumes (a Ray worker runs this too)."""
     from ..models import load_model
-    from ..answers import answers_match, extract_answer
-    from ..generation.sampler import generate
-    from .evaluate import kl_drift
+    from .evaluate import answer_problems, kl_drift
     from .report import finished
     from .train import FINAL, train_student
 
@@ -136,15 +134,8 @@ def _student(base, item: tuple[str, int | None], *, sets: dict, problems: dict, 
         path = out / "generations" / f"{student_label(name, seed)}.{spec.name}.parquet"
         if path.exists():
             continue
-        outputs = generate(student, [e.question for e in problems[spec.name]], config.max_new_tokens,
-                           config.eval_batch, spec.style, show_progress=show_progress)
-        predicted = [extract_answer(o["text"]) for o in outputs]
-        write_table(pd.DataFrame({
-            "example_id": [e.id for e in problems[spec.name]], "eval_set": spec.name,
-            "text": [o["text"] for o in outputs], "n_tokens": [o["n_tokens"] for o in outputs],
-            "seconds": [o["seconds"] for o in outputs], "predicted": predicted,
-            "gold": [e.answer for e in problems[spec.name]],
-            "correct": [answers_match(p, e.answer) for p, e in zip(predicted, problems[spec.name])]}), path)
+        write_table(answer_problems(student, problems[spec.name], spec.name, spec.style, config.max_new_tokens,
+                                    config.eval_batch, show_progress), path)
 
 
 def distill(runs: Mapping[str, str | Path], out: str | Path, config: DistillConfig, show_progress: bool = True,
