@@ -5,7 +5,7 @@ reference chains of the same problems, both pruned by the teacher, with the huma
 Writes to ``figures/own-chains/``: ``survival.csv`` (each kind's survival ratio to uniform deletion at
 keep 0.5, 95% bootstrap interval over chains), ``difference.csv`` (own - reference, paired bootstrap
 over problems), ``style.csv`` (meta-discourse tokens and hedges per 100 reasoning tokens, with 95%
-bootstrap intervals over chains), ``findings.csv`` (each published finding by the plan's rule) and
+bootstrap intervals over chains, and how many own chains are word for word the reference chain), ``findings.csv`` (each published finding by the plan's rule) and
 ``category_survival.png``. Both runs annotated first (``prunelens annotate``).
 
     python experiments/own-chains/compare.py
@@ -77,6 +77,10 @@ def main() -> None:
             style("human", human.examples(), pd.Series(dtype=float))]
     rows[2].update(meta_discourse_tokens=int(human_meta), meta_discourse_ci_low=np.nan, meta_discourse_ci_high=np.nan,
                    meta_discourse_per_100=100 * human_meta / human.examples().n_reasoning.sum())
+    # how far the teacher's own chains are from what it was trained to imitate: word for word the same
+    same = own.examples().merge(reference.examples(), on="example_id", suffixes=("", "_reference"))
+    rows[0]["identical_to_reference"] = int((same.reasoning.str.split().map(" ".join)
+                                             == same.reasoning_reference.str.split().map(" ".join)).sum())
     pd.DataFrame(rows).to_csv(OUT / "style.csv", index=False)
 
     findings = []
