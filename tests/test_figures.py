@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from prunelens.analysis import analyze
-from prunelens.figures import make_figures
+from prunelens.figures import make_figures, save_figure
 from prunelens.viewer import write_viewer
 
 
@@ -45,3 +45,16 @@ def test_example_chain_figure_keeps_step_numbers_apart_and_shows_white_space():
     shown = [t.get_text() for t in ax.texts if t.get_fontsize() >= 9]
     assert "␣" in shown and "⏎" in shown  # white space is visible, not an empty box
     plt.close("all")
+
+
+def test_a_saved_figure_rewrites_the_same_bytes(tmp_path):
+    import matplotlib.pyplot as plt
+
+    def draw() -> list:
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [1, 0])
+        return [p.read_bytes() for p in save_figure(fig, tmp_path, "line")]
+
+    first = draw()
+    assert b"/CreationDate" not in first[1]  # a date would make every rerun a diff in git
+    assert draw() == first

@@ -25,10 +25,12 @@ from .schema import (ANALYSIS, COLOURS, DISPLAY, EXAMPLES, HEADLINE_FEATURE, HEA
 
 
 def save_figure(fig, out: Path, name: str) -> list[Path]:
+    """Write ``name.png`` and ``name.pdf``; the PDF carries no creation date, so a rerun rewrites the same bytes."""
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.{ext}" for ext in ("png", "pdf")]
     for path in paths:
-        fig.savefig(path, dpi=150, bbox_inches="tight")
+        fig.savefig(path, dpi=150, bbox_inches="tight",
+                    metadata={"CreationDate": None} if path.suffix == ".pdf" else None)
     plt.close(fig)
     return paths
 
