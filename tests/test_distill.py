@@ -132,7 +132,7 @@ def test_a_killed_training_resumes_from_its_checkpoint(tiny_model, runs, tmp_pat
     a, b = (load_file(tmp_path / d / FINAL / "model.safetensors") for d in ("whole", "killed"))
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)  # the same student as an unbroken run
 @pytest.mark.slow  # end to end: the fast lane has its parts
-def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tmp_path, monkeypatch):
+def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tmp_path, monkeypatch, capsys):
     """The whole stage on a tiny student: every condition and the base model evaluated on a held-out set,
     paired against greedy, the comparison so far readable after a kill, and a second call redoes nothing."""
     from prunelens.cli import main
@@ -233,8 +233,12 @@ def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tm
     (out / "plan.json").write_text(json.dumps({"eval_set": "held", "resamples": 200, "family": [
         {"a": "random@0.5", "b": "greedy@0.5"}, {"a": "truncate@0.5", "b": "greedy@0.5"}],
         "secondary": [{"a": "full", "b": "nothing@0.5"}]}))
+    capsys.readouterr()
     assert main(["distill", "--report", str(out)]) == 0
     assert {name: (out / name).read_text() for name in written} == written
+    said = capsys.readouterr().out
+    assert "  base  " in said and "  full                 seed 0 " in said and "seed <NA>" not in said
+    assert "planned comparisons (2 of 3 have both sides" in said and "  random@0.5 - greedy@0.5: " in said
     comparisons = pd.read_csv(out / "comparisons.csv")
     assert list(comparisons.status) == ["done", "done", "pending"]
     random_row = comparisons.iloc[0]

@@ -245,7 +245,7 @@ def cmd_distill(args) -> None:
             raise RunError(f"{args.report} is not a distillation directory: it has no distill.json")
         tables = write_report(args.report)
         print(f"distill report -> {', '.join(f'{args.report}/{name}.csv' for name in tables)}")
-        _print_results(tables["results"])
+        _print_results(tables)
         return
     if not args.run or not args.eval or not args.out:
         raise SettingsError("give --run NAME=RUN, --eval NAME=SOURCE and --out DIR (or --report DIR)")
@@ -262,14 +262,31 @@ def cmd_distill(args) -> None:
                            max_new_tokens=args.max_new_tokens, eval_batch=args.eval_batch, eval_sets=tuple(evals))
     tables = distill(_pairs(args.run, "--run"), args.out, config, ray=_ray(args), threads=args.threads)
     print(f"distill -> {args.out}/results.csv, {args.out}/pairs.csv")
-    _print_results(tables["results"])
+    _print_results(tables)
 
 
-def _print_results(results) -> None:
-    for row in results.itertuples():
-        ratio = "" if row.method == "base" else f"@{row.keep_ratio:g}"
-        print(f"  {row.method + ratio:<20} seed {row.seed!s:<4} {row.eval_set:<8} accuracy {row.accuracy:.3f} "
+def _print_results(tables: dict) -> None:
+    """One line per student and evaluation set; then the plan's comparisons, where the directory has a plan."""
+    import pandas as pd
+
+    from .distill.config import label
+
+    for row in tables["results"].itertuples():
+        name = row.method if row.method == "base" else label(row.method, row.keep_ratio)
+        seed = "" if pd.isna(row.seed) else f"seed {int(row.seed)}"
+        print(f"  {name:<20} {seed:<7} {row.eval_set:<8} accuracy {row.accuracy:.3f} "
               f"[{row.ci_low:.3f}, {row.ci_high:.3f}]  train tokens {row.mean_train_reasoning_tokens:.1f}")
+    if "comparisons" not in tables:
+        return
+    comparisons = tables["comparisons"]
+    done = comparisons[comparisons.status == "done"]
+    print(f"planned comparisons ({len(done)} of {len(comparisons)} have both sides; p Holm-adjusted in the family)")
+    for row in done.itertuples():
+        p = row.p_holm if row.family == "family" else row.p_value
+        said = "0 (no resample crossed zero)" if p == 0 else f"{p:.4f}"
+        print(f"  {row.a} - {row.b}: {row.difference:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}]  "
+              f"seeds {row.seeds_a} / {row.seeds_b}  {'p_holm' if row.family == 'family' else 'p'} {said}  "
+              f"{row.verdict}")
 
 
 # -- the parser ------------------------------------------------------------------------------------
