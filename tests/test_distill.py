@@ -1,6 +1,7 @@
 """Distillation on a tiny random student: training sets, encoding, training, resume, the whole stage."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -245,6 +246,12 @@ def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tm
     assert random_row.seeds_a == "0,1" and random_row.n_problems == 3
     assert random_row.difference == pytest.approx(random_row.accuracy_a - random_row.accuracy_b)
     assert main(["distill", "--report", str(tmp_path)]) == 2  # no distill.json there
+    # a clone has a student's train.json but not its weights: a generation cut off trains it again
+    shutil.rmtree(out / "students" / "truncate@0.5-s1" / FINAL)
+    (out / "generations" / "truncate@0.5-s1.held.parquet").unlink()
+    distill(three, out, more, show_progress=False)
+    assert (out / "students" / "truncate@0.5-s1" / FINAL).is_dir()
+    assert (out / "generations" / "truncate@0.5-s1.held.parquet").exists()
     assert main(["distill", "--report", str(out), "--run", "greedy=x"]) == 2
 
 

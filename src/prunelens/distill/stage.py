@@ -121,19 +121,21 @@ def _student(base, item: tuple[str, int | None], *, sets: dict, problems: dict, 
 
     name, seed = item
     folder = out / "students" / student_label(name, seed)
+    missing = [spec for spec in config.eval_sets
+               if not (out / "generations" / f"{student_label(name, seed)}.{spec.name}.parquet").exists()]
     student = base
-    if seed is not None:
-        if not (folder / "train.json").exists():  # written after the student is: a kill between resumes
+    if seed is not None and (missing or not finished(folder / "drift.json")):
+        # train.json is written after the weights, which are not committed: a clone that resumes a student
+        # whose evaluation was cut off trains it again, with the same seed and steps
+        if not (folder / "train.json").exists() or not (folder / FINAL).exists():
             write_text(json.dumps(train_student(sets[name], folder, config, seed, show_progress), indent=1),
                        folder / "train.json")
         student = load_model(str(folder / FINAL), base.device.type)
         if not finished(folder / "drift.json"):
             write_text(json.dumps({"kl_drift": kl_drift(base, student, held_out), "layout": DRIFT_LAYOUT}),
                        folder / "drift.json")
-    for spec in config.eval_sets:
+    for spec in missing:
         path = out / "generations" / f"{student_label(name, seed)}.{spec.name}.parquet"
-        if path.exists():
-            continue
         write_table(answer_problems(student, problems[spec.name], spec.name, spec.style, config.max_new_tokens,
                                     config.eval_batch, show_progress), path)
 
