@@ -41,6 +41,11 @@ def parse_student(name: str) -> tuple[str, int | None]:
     return condition, int(seed)
 
 
+def generations_path(out: Path, name: str, eval_set: str) -> Path:
+    """Where the student ``name`` (a label: ``greedy@0.8-s0``, ``base``) keeps its replies on ``eval_set``."""
+    return out / "generations" / f"{name}.{eval_set}.parquet"
+
+
 def finished(path: Path) -> bool:
     """Written, and for drift measured the current way."""
     if path.name == "drift.json":
@@ -52,7 +57,7 @@ def done(out: Path, name: str, config: DistillConfig) -> bool:
     """Whether every file of the student ``name`` is written (base: its generations only)."""
     folder = out / "students" / name
     files = [] if name == BASE else [folder / "train.json", folder / "drift.json"]
-    files += [out / "generations" / f"{name}.{spec.name}.parquet" for spec in config.eval_sets]
+    files += [generations_path(out, name, spec.name) for spec in config.eval_sets]
     return all(finished(path) for path in files)
 
 
@@ -93,7 +98,7 @@ def write_report(out: str | Path) -> dict[str, pd.DataFrame]:
         for spec in config.eval_sets:
             rows.append({"condition": condition, "method": method, "keep_ratio": ratio, "seed": seed,
                          "eval_set": spec.name,
-                         "gens": pd.read_parquet(out / "generations" / f"{name}.{spec.name}.parquet"),
+                         "gens": pd.read_parquet(generations_path(out, name, spec.name)),
                          **stats, "mean_train_reasoning_tokens": 0.0 if seed is None else
                          stats["mean_train_reasoning_tokens"], "kl_drift": drift,
                          "train_steps": trained.get("steps", 0), "train_seconds": trained.get("seconds", 0.0)})

@@ -38,7 +38,7 @@ from ..ops import progress_bar, set_threads
 from ..store import StageStore, write_table, write_text
 from .config import CONTROLS, DistillConfig, conditions, parse_label
 from .data import COLUMNS, student_tokens, training_sets
-from .report import BASE, DRIFT_LAYOUT, done, student_label, write_report
+from .report import BASE, DRIFT_LAYOUT, done, generations_path, student_label, write_report
 
 if TYPE_CHECKING:
     from ..cluster import RayOptions
@@ -120,9 +120,10 @@ def _student(base, item: tuple[str, int | None], *, sets: dict, problems: dict, 
     from .train import FINAL, train_student
 
     name, seed = item
-    folder = out / "students" / student_label(name, seed)
-    missing = [spec for spec in config.eval_sets
-               if not (out / "generations" / f"{student_label(name, seed)}.{spec.name}.parquet").exists()]
+    label = student_label(name, seed)
+    folder = out / "students" / label
+    missing = [(spec, path) for spec in config.eval_sets
+               if not (path := generations_path(out, label, spec.name)).exists()]
     student = base
     if seed is not None and (missing or not finished(folder / "drift.json")):
         # train.json is written after the weights, which are not committed: a clone that resumes a student
@@ -134,8 +135,7 @@ def _student(base, item: tuple[str, int | None], *, sets: dict, problems: dict, 
         if not finished(folder / "drift.json"):
             write_text(json.dumps({"kl_drift": kl_drift(base, student, held_out), "layout": DRIFT_LAYOUT}),
                        folder / "drift.json")
-    for spec in missing:
-        path = out / "generations" / f"{student_label(name, seed)}.{spec.name}.parquet"
+    for spec, path in missing:
         write_table(answer_problems(student, problems[spec.name], spec.name, spec.style, config.max_new_tokens,
                                     config.eval_batch, show_progress), path)
 
