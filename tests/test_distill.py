@@ -181,6 +181,8 @@ def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tm
     assert (trained.kl_drift > 0).all() and results.set_index("method").loc["base", "kl_drift"] == 0
     assert trained.loc["full", "train_broken_numbers"] == 0  # the whole chain states only the problem's numbers
     assert np.isnan(trained.loc["answer-only", "train_broken_numbers"])  # no reasoning, no numbers
+    assert trained.loc["full", "train_result_kept"] == 1 and trained.loc["answer-only", "train_result_kept"] == 0
+    assert results.set_index("method").loc["base", ["train_broken_numbers", "train_result_kept"]].isna().all()
     assert (results.eval_seconds > 0).all() and (trained.train_seconds > 0).all()
     assert set(tables["pairs"].method) == {"answer-only", "full", "random"}
     assert set(tables["pairs"].reference) == {"greedy@0.5"}

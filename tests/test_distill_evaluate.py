@@ -20,7 +20,7 @@ from prunelens.distill.evaluate import (
     paired_permutation,
     wilson_interval,
 )
-from prunelens.numbers import broken_number_share
+from prunelens.numbers import broken_number_share, result_kept_share
 
 QUESTIONS = ["What is 2 + 3?", "Tom has 4 apples and eats 1. How many are left?", "Name a prime number."]
 
@@ -86,6 +86,19 @@ def test_broken_numbers_are_those_the_problem_never_states():
     assert math.isnan(broken_number_share(["blue blocks", ""], [problem, problem]))
     with pytest.raises(ValueError):
         broken_number_share(["4"], [problem, problem])
+
+
+def test_result_kept_is_the_full_chains_last_number_still_stated():
+    chain = "There are 31-4-8 = 19 blue blocks.\nSo $1,200 buys 19 + 1 = 20 more."
+    assert result_kept_share(["31-4-8 = 19 blue. 19 + 1 = 20"], [chain]) == 1.0
+    assert result_kept_share(["There are 31-4-8 = 19 blue blocks. So"], [chain]) == 0.0  # truncated: last step cut
+    assert result_kept_share(["31-4-8 = 19 blue. 19 + 1 = 2"], [chain]) == 0.0         # 20 cut short is not 20
+    assert result_kept_share(["$20.00"], [chain]) == 1.0                               # normalised as the chain's
+    # per chain: 1 of 2 kept; a chain that states no number is left out
+    assert result_kept_share(["20", "nothing", "blue"], [chain, "1,000 then 5", "blue blocks"]) == 0.5
+    assert math.isnan(result_kept_share(["4"], ["no numbers"]))
+    with pytest.raises(ValueError):
+        result_kept_share(["4"], [chain, chain])
 
 
 PAIRS = [Example("a", "What is 2 + 3?", "2 + 3 = 5.", "5"),

@@ -9,6 +9,9 @@ question, full chain and answer; values compared normalised and without sign): n
 cut short or fused with the next. With one token per digit, ``31-4-8 = 19`` pruned to ``14 =9``
 states 14 and 9, neither in the problem. Deleting whole numbers breaks none. The distillation
 stage reports it for each training set, the analysis for a run at each keep ratio.
+
+**Results kept.** The share of pruned chains that still state their full chain's result (the last
+number it states): truncation loses it first, as it cuts the chain's last step.
 """
 
 from __future__ import annotations
@@ -50,3 +53,12 @@ def broken_number_share(texts: Sequence[str], references: Sequence[str]) -> floa
         count += len(values)
         broken += sum(v not in known for v in values)
     return broken / count if count else math.nan
+
+
+def result_kept_share(texts: Sequence[str], chains: Sequence[str]) -> float:
+    """Share of ``texts`` that state the result of their full chain in ``chains`` (one each: its last
+    number); chains stating no number are left out, nan when all are."""
+    if len(texts) != len(chains):
+        raise ValueError(f"{len(texts)} texts but {len(chains)} chains")
+    kept = [stated(chain)[-1] in stated(text) for text, chain in zip(texts, chains) if stated(chain)]
+    return sum(kept) / len(kept) if kept else math.nan

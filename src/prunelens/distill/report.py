@@ -69,7 +69,7 @@ def _order(record: dict, config: DistillConfig) -> list[str]:
 def write_report(out: str | Path) -> dict[str, pd.DataFrame]:
     """Write and return ``results``, ``pairs`` and (with a ``plan.json``) ``comparisons`` of ``out``."""
     from ..figures import distill_figure, save_figure
-    from ..numbers import broken_number_share, problem_texts
+    from ..numbers import broken_number_share, problem_texts, result_kept_share
     from ..store import write_text
     from .evaluate import hedge_rate
 
@@ -80,10 +80,13 @@ def write_report(out: str | Path) -> dict[str, pd.DataFrame]:
     sets = {name: pd.read_parquet(out / "train" / f"{name}.parquet") for name in order
             if (out / "train" / f"{name}.parquet").exists()}
     said = problem_texts(sets["full"])
+    chains = dict(zip(sets["full"].example_id, sets["full"].reasoning))
     train_stats = {name: {"mean_train_reasoning_tokens": float(rows.student_tokens.mean()),
                           "train_hedge_rate": hedge_rate(list(rows.reasoning), list(rows.student_tokens)),
                           "train_broken_numbers": broken_number_share(list(rows.reasoning),
-                                                                      [said[i] for i in rows.example_id])}
+                                                                      [said[i] for i in rows.example_id]),
+                          "train_result_kept": result_kept_share(list(rows.reasoning),
+                                                                 [chains[i] for i in rows.example_id])}
                    for name, rows in sets.items()}
     folders = sorted(p.name for p in (out / "students").glob("*") if p.is_dir()) if (out / "students").exists() else []
     students = [parse_student(name) for name in [BASE] + folders if done(out, name, config)]
@@ -94,7 +97,8 @@ def write_report(out: str | Path) -> dict[str, pd.DataFrame]:
         trained = {} if seed is None else json.loads((out / "students" / name / "train.json").read_text())
         drift = 0.0 if seed is None else json.loads((out / "students" / name / "drift.json").read_text())["kl_drift"]
         method, ratio = (BASE, math.nan) if seed is None else parse_label(condition)
-        stats = train_stats["full" if seed is None else condition]
+        # the base model has no training set: no chain statistics, and 0 reasoning tokens on the figure
+        stats = dict.fromkeys(train_stats["full"], math.nan) if seed is None else train_stats[condition]
         for spec in config.eval_sets:
             rows.append({"condition": condition, "method": method, "keep_ratio": ratio, "seed": seed,
                          "eval_set": spec.name,
@@ -139,11 +143,12 @@ def _results(rows: list[dict]) -> pd.DataFrame:
                         "mean_output_tokens": float(gens.n_tokens.mean()),
                         "hedge_rate": hedge_rate(list(gens.text), list(gens.n_tokens)),
                         "train_hedge_rate": r["train_hedge_rate"], "train_broken_numbers": r["train_broken_numbers"],
+                        "train_result_kept": r["train_result_kept"],
                         "kl_drift": r["kl_drift"], "train_steps": r["train_steps"], "train_seconds": r["train_seconds"],
                         "eval_seconds": float(gens.seconds.sum())})
     columns = ["method", "keep_ratio", "seed", "eval_set", "n_eval", "accuracy", "ci_low", "ci_high",
                "mean_train_reasoning_tokens", "mean_output_tokens", "hedge_rate", "train_hedge_rate",
-               "train_broken_numbers", "kl_drift", "train_steps", "train_seconds", "eval_seconds"]
+               "train_broken_numbers", "train_result_kept", "kl_drift", "train_steps", "train_seconds", "eval_seconds"]
     return pd.DataFrame(results, columns=columns).astype({"seed": "Int64"})  # the base model has no seed
 
 
