@@ -60,5 +60,5 @@ def result_kept_share(texts: Sequence[str], chains: Sequence[str]) -> float:
     number); chains stating no number are left out, nan when all are."""
     if len(texts) != len(chains):
         raise ValueError(f"{len(texts)} texts but {len(chains)} chains")
-    kept = [stated(chain)[-1] in stated(text) for text, chain in zip(texts, chains) if stated(chain)]
+    kept = [said[-1] in stated(text) for text, chain in zip(texts, chains) if (said := stated(chain))]
     return sum(kept) / len(kept) if kept else math.nan

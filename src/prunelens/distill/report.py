@@ -98,13 +98,13 @@ def write_report(out: str | Path) -> dict[str, pd.DataFrame]:
         drift = 0.0 if seed is None else json.loads((out / "students" / name / "drift.json").read_text())["kl_drift"]
         method, ratio = (BASE, math.nan) if seed is None else parse_label(condition)
         # the base model has no training set: no chain statistics, and 0 reasoning tokens on the figure
-        stats = dict.fromkeys(train_stats["full"], math.nan) if seed is None else train_stats[condition]
+        stats = ({**dict.fromkeys(train_stats["full"], math.nan), "mean_train_reasoning_tokens": 0.0} if seed is None
+                 else train_stats[condition])
         for spec in config.eval_sets:
             rows.append({"condition": condition, "method": method, "keep_ratio": ratio, "seed": seed,
                          "eval_set": spec.name,
                          "gens": pd.read_parquet(generations_path(out, name, spec.name)),
-                         **stats, "mean_train_reasoning_tokens": 0.0 if seed is None else
-                         stats["mean_train_reasoning_tokens"], "kl_drift": drift,
+                         **stats, "kl_drift": drift,
                          "train_steps": trained.get("steps", 0), "train_seconds": trained.get("seconds", 0.0)})
     methods = [parse_label(c)[0] for c in order if c not in CONTROLS]
     reference = "greedy" if "greedy" in methods else methods[0]
