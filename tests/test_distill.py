@@ -247,6 +247,8 @@ def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tm
     random_row = comparisons.iloc[0]
     assert random_row.seeds_a == "0,1" and random_row.n_problems == 3
     assert random_row.difference == pytest.approx(random_row.accuracy_a - random_row.accuracy_b)
+    summary = (out / "summary.md").read_text()  # the same tables in Markdown, for the docs
+    assert "## Eval set `held`, keep 0.5" in summary and "| 2 | truncate@0.5 - greedy@0.5 | " in summary
     assert main(["distill", "--report", str(tmp_path)]) == 2  # no distill.json there
     # a clone has a student's train.json but not its weights: a generation cut off trains it again
     shutil.rmtree(out / "students" / "truncate@0.5-s1" / FINAL)

@@ -11,6 +11,7 @@ Reads ``distill.json``, ``train/*.parquet``, ``students/*/train.json`` and ``dri
   the same keep ratio (the controls: at the first keep ratio): exact McNemar per shared seed, and
   where both have several seeds a sign-flip test of the per-problem accuracy averaged over them;
 - ``comparisons.csv``: the comparisons ``plan.json`` names, tested as ``distill.stats`` says;
+- ``summary.md``: those tables in Markdown, for the docs to quote (``distill.summary``);
 - ``accuracy_vs_tokens.{png,pdf}``.
 """
 
@@ -72,6 +73,7 @@ def write_report(out: str | Path) -> dict[str, pd.DataFrame]:
     from ..numbers import broken_number_share, problem_texts, result_kept_share
     from ..store import write_text
     from .evaluate import hedge_rate
+    from .summary import summary
 
     out = Path(out)
     record = json.loads((out / "distill.json").read_text())
@@ -113,10 +115,12 @@ def write_report(out: str | Path) -> dict[str, pd.DataFrame]:
     tables = {"results": results, "pairs": pairs}
     write_text(results.to_csv(index=False), out / "results.csv")
     write_text(pairs.to_csv(index=False), out / "pairs.csv")
+    resamples = 0
     if (out / "plan.json").exists():
-        from .stats import planned_comparisons, read_plan
+        from .stats import planned_comparisons, read_plan, resamples_of
 
         plan = read_plan(out / "plan.json")
+        resamples = resamples_of(plan)
         answers = {}
         for r in rows:
             if r["eval_set"] == plan["eval_set"] and r["seed"] is not None:
@@ -124,6 +128,7 @@ def write_report(out: str | Path) -> dict[str, pd.DataFrame]:
         frames = {c: pd.DataFrame(by_seed).T.astype(float) for c, by_seed in answers.items()}
         tables["comparisons"] = planned_comparisons(frames, plan)
         write_text(tables["comparisons"].to_csv(index=False), out / "comparisons.csv")
+    write_text(summary(results, tables.get("comparisons"), resamples), out / "summary.md")
     if len(results):
         save_figure(distill_figure(results), out, "accuracy_vs_tokens")
     return tables

@@ -106,12 +106,17 @@ def read_plan(path: str | Path) -> dict:
     return plan
 
 
+def resamples_of(plan: dict) -> int:
+    """The bootstrap resamples a plan asks for (``RESAMPLES`` where it names none)."""
+    return int(plan.get("resamples", RESAMPLES))
+
+
 def planned_comparisons(answers: dict[str, pd.DataFrame], plan: dict) -> pd.DataFrame:
     """One row per planned comparison from ``answers`` (``{condition: correct[seed x problem]}``, a
     DataFrame with seeds as rows and problem ids as columns, on the plan's eval set). A comparison
     whose students are not all finished is listed with ``status`` ``pending`` and no numbers."""
     rows = []
-    resamples, seed = int(plan.get("resamples", RESAMPLES)), int(plan.get("seed", 0))
+    resamples, seed = resamples_of(plan), int(plan.get("seed", 0))
     for part in ("family", "secondary"):
         for item in plan.get(part, []):
             a, b = item["a"], item["b"]
