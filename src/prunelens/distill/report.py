@@ -73,6 +73,7 @@ def write_report(out: str | Path) -> dict[str, pd.DataFrame]:
     from ..numbers import broken_number_share, problem_texts, result_kept_share
     from ..store import write_text
     from .evaluate import hedge_rate
+    from .stats import RESAMPLES, planned_comparisons, read_plan, resamples_of
     from .summary import summary
 
     out = Path(out)
@@ -115,10 +116,8 @@ def write_report(out: str | Path) -> dict[str, pd.DataFrame]:
     tables = {"results": results, "pairs": pairs}
     write_text(results.to_csv(index=False), out / "results.csv")
     write_text(pairs.to_csv(index=False), out / "pairs.csv")
-    resamples = 0
+    resamples = RESAMPLES
     if (out / "plan.json").exists():
-        from .stats import planned_comparisons, read_plan, resamples_of
-
         plan = read_plan(out / "plan.json")
         resamples = resamples_of(plan)
         answers = {}

@@ -12,6 +12,7 @@ import math
 import pandas as pd
 
 from .config import CONTROLS
+from .stats import RESAMPLES
 
 STUDENT_COLUMNS = ("student", "accuracy by seed", "mean", "training-chain tokens",
                    "broken numbers in training chains", "training chains stating the result", "reply tokens")
@@ -40,9 +41,10 @@ def students_table(results: pd.DataFrame, eval_set: str, keep_ratio: float) -> s
     """The students on ``eval_set``: base, the controls, then each method at ``keep_ratio`` (best mean first)."""
     on = results[results.eval_set == eval_set]
     base = on[on.method == "base"]
-    rows = [_student_row("base model (not trained)", base)] if len(base) else []
-    for row in rows:
-        row[3] = "-"  # trained on nothing: no training chains
+    rows = []
+    if len(base):
+        rows.append(_student_row("base model (not trained)", base))
+        rows[0][3] = "-"  # trained on nothing: no training chains (0 only to place it on the figure)
     rows += [_student_row(c, on[on.method == c]) for c in CONTROLS if (on.method == c).any()]
     methods = on[~on.method.isin(["base", *CONTROLS]) & (on.keep_ratio == keep_ratio)]
     ranked = methods.groupby("method", sort=False).accuracy.mean().sort_values(ascending=False, kind="stable")
@@ -73,7 +75,7 @@ def comparisons_table(comparisons: pd.DataFrame, resamples: int) -> str:
     return _table(COMPARISON_COLUMNS, rows)
 
 
-def summary(results: pd.DataFrame, comparisons: pd.DataFrame | None = None, resamples: int = 0) -> str:
+def summary(results: pd.DataFrame, comparisons: pd.DataFrame | None = None, resamples: int = RESAMPLES) -> str:
     """``summary.md``: a students table per eval set and keep ratio, then the comparisons (with their plan's
     bootstrap ``resamples``)."""
     parts = ["# Distillation report\n\nWritten by `prunelens distill --report`; every number is in "
