@@ -459,8 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     _ray_args(p)
     p.add_argument("--out", default=None, help="output directory (re-running the command resumes it)")
     p.add_argument("--report", default=None, metavar="DIR",
-                   help="recompute DIR's results.csv, pairs.csv and comparisons.csv (with DIR/plan.json) from its "
-                        "files alone, nothing trained")
+                   help="recompute DIR's results.csv, pairs.csv, comparisons.csv (with DIR/plan.json) and "
+                        "summary.md (the same tables in Markdown) from its files alone, nothing trained")
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser("annotate", help="label every reasoning token with one of six functional categories")
