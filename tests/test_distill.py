@@ -203,6 +203,7 @@ def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tm
                                                            condition_seeds=(("rnd", (1,)),)))
     grown = distill({"greedy": runs["greedy"], "random": runs["random"]}, out, more, show_progress=False)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet") if p in stamps} == stamps  # seed 0 kept
+    assert json.loads((out / "distill.json").read_text())["seeds"] == [1]  # the seeds asked for last
     assert sorted(zip(grown["results"].method, grown["results"].seed.fillna(-1))) == [  # every finished student
         ("answer-only", 0), ("answer-only", 1), ("base", -1), ("full", 0), ("full", 1), ("greedy", 0), ("greedy", 1),
         ("random", 0), ("random", 1)]
@@ -253,7 +254,11 @@ def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tm
     # a clone has a student's train.json but not its weights: a generation cut off trains it again
     shutil.rmtree(out / "students" / "truncate@0.5-s1" / FINAL)
     (out / "generations" / "truncate@0.5-s1.held.parquet").unlink()
+    (out / "generations" / "random@0.5-s1.held.parquet").unlink()
+    assert main(["distill", "--report", str(out)]) == 0  # random's seed 0 alone: its comparison waits for seed 1
+    assert list(pd.read_csv(out / "comparisons.csv").status) == ["pending", "pending", "pending"]
     distill(three, out, more, show_progress=False)
+    assert (out / "generations" / "random@0.5-s1.held.parquet").exists()
     assert (out / "students" / "truncate@0.5-s1" / FINAL).is_dir()
     assert (out / "generations" / "truncate@0.5-s1.held.parquet").exists()
     assert main(["distill", "--report", str(out), "--run", "greedy=x"]) == 2

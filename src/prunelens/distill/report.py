@@ -124,7 +124,9 @@ def write_report(out: str | Path) -> dict[str, pd.DataFrame]:
         for r in rows:
             if r["eval_set"] == plan["eval_set"] and r["seed"] is not None:
                 answers.setdefault(r["condition"], {})[r["seed"]] = r["gens"].set_index("example_id").correct
-        frames = {c: pd.DataFrame(by_seed).T.astype(float) for c, by_seed in answers.items()}
+        # a condition missing any of its planned seeds leaves its comparisons pending, not read early
+        frames = {c: pd.DataFrame(by_seed).T.astype(float) for c, by_seed in answers.items()
+                  if set(config.seeds_of(c)) <= set(by_seed)}
         tables["comparisons"] = planned_comparisons(frames, plan)
         write_text(tables["comparisons"].to_csv(index=False), out / "comparisons.csv")
     write_text(summary(results, tables.get("comparisons"), resamples), out / "summary.md")

@@ -4,7 +4,8 @@
 never redone; a killed training resumes from its last checkpoint)::
 
     OUT/distill.json                                the config and the runs, relative to OUT (a resume must
-                                                    match, but may add seeds and runs, which adds students)
+                                                    match, but may add seeds and runs, which adds students;
+                                                    it records the seeds asked for last)
     OUT/train/CONDITION.parquet                     training sets (example_id, question, reasoning, answer,
                                                     student_tokens: its reasoning in the student's tokens)
     OUT/eval/EVAL.parquet, OUT/eval.json            each eval set's problems (id, question, answer, problem
@@ -69,6 +70,15 @@ def _grow_runs(out: Path, given: dict[str, str], sets: dict[str, pd.DataFrame]) 
                            "use another --out")
     if set(given) - set(record["runs"]):
         write_text(json.dumps({**record, "runs": given}, indent=2, sort_keys=True), path)
+
+
+def _record_seeds(out: Path, config: DistillConfig) -> None:
+    """A resumed run may ask for other seeds; the record then lists the seeds asked for last, which the
+    report reads as each condition's planned seeds."""
+    path = out / "distill.json"
+    record, asked = json.loads(path.read_text()), config.recorded()
+    if any(record.get(key) != asked[key] for key in SEED_SETTINGS):
+        write_text(json.dumps({**record, **{key: asked[key] for key in SEED_SETTINGS}}, indent=2, sort_keys=True), path)
 
 
 def _eval_problems(config: DistillConfig, train: pd.DataFrame, out: Path) -> dict[str, list]:
@@ -164,6 +174,7 @@ def distill(runs: Mapping[str, str | Path], out: str | Path, config: DistillConf
     given = {k: _relative(v, out) for k, v in runs.items()}
     StageStore(out, "distill", ()).check_config({**config.recorded(), "runs": given}, ignore=SEED_SETTINGS + ("runs",))
     _grow_runs(out, given, sets)
+    _record_seeds(out, config)
     problems = _eval_problems(config, sets["full"], out)
     if ray is None:
         set_threads(threads)
