@@ -250,18 +250,23 @@ def make_figures(run: str | Path, out: str | Path, compare: Sequence[str | Path]
 
 def distill_figure(results: pd.DataFrame):
     """Student accuracy (Wilson 95% interval) against mean reasoning tokens of its training chains:
-    one panel per eval set, one point per method, keep ratio and seed."""
+    one panel per eval set, one colour per method, one point per keep ratio and seed, and a line
+    through each method's mean over seeds from keep ratio to keep ratio."""
     sets = list(dict.fromkeys(results.eval_set))
-    fig, axes = plt.subplots(1, len(sets), figsize=(5.2 * len(sets), 4.2), squeeze=False)
-    names = results.method.where(results.method.isin(["base", "full", "answer-only"]),
-                                 results.method + "@" + results.keep_ratio.map("{:g}".format))
+    methods = list(dict.fromkeys(results.method))
+    fig, axes = plt.subplots(1, len(sets), figsize=(6.2 * len(sets), 4.4), squeeze=False)
     for ax, eval_set in zip(axes[0], sets):
         rows = results[results.eval_set == eval_set]
-        for i, (method, group) in enumerate(rows.groupby(names[rows.index], sort=False)):
+        for method, group in rows.groupby("method", sort=False):
+            colour = f"C{methods.index(method) % 10}"
             ax.errorbar(group.mean_train_reasoning_tokens, group.accuracy,
                         yerr=[group.accuracy - group.ci_low, group.ci_high - group.accuracy],
-                        fmt="o", capsize=3, color=f"C{i % 10}", label=method)
+                        fmt="o", ms=4, capsize=2, alpha=0.6, color=colour, label=method)
+            means = group.groupby("keep_ratio")[["mean_train_reasoning_tokens", "accuracy"]].mean()
+            if len(means) > 1:
+                means = means.sort_values("mean_train_reasoning_tokens")
+                ax.plot(means.mean_train_reasoning_tokens, means.accuracy, "-", color=colour, lw=1.2)
         ax.set(xlabel="mean reasoning tokens of the training chains", ylabel="accuracy (95% Wilson interval)",
                title=f"Students on {eval_set}")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     return fig
