@@ -58,3 +58,20 @@ def test_a_saved_figure_rewrites_the_same_bytes(tmp_path):
     first = draw()
     assert b"/CreationDate" not in first[1]  # a date would make every rerun a diff in git
     assert draw() == first
+
+
+def test_distill_figure_colours_by_method_and_joins_seed_means_across_keep_ratios():
+    from prunelens.figures import distill_figure
+
+    rows = [("base", None, None, 0.0, 0.02), ("full", 1.0, 0, 40.0, 0.40), ("full", 1.0, 1, 40.0, 0.44),
+            ("greedy", 0.8, 0, 32.0, 0.30), ("greedy", 0.8, 1, 32.0, 0.20), ("greedy", 0.5, 0, 20.0, 0.10),
+            ("truncate", 0.5, 0, 20.0, 0.12), ("truncate", 0.8, 0, 32.0, 0.24)]
+    results = pd.DataFrame(rows, columns=["method", "keep_ratio", "seed", "mean_train_reasoning_tokens", "accuracy"])
+    results["eval_set"], results["ci_low"], results["ci_high"] = "in", results.accuracy - 0.01, results.accuracy + 0.01
+    ax = distill_figure(results).axes[0]
+    # one legend entry per method, not per keep ratio; a line only where a method has two keep ratios
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["base", "full", "greedy", "truncate"]
+    lines = [(list(line.get_xdata()), list(line.get_ydata())) for line in ax.lines if line.get_linestyle() == "-"]
+    assert lines == [([20.0, 32.0], pytest.approx([0.10, 0.25])), ([20.0, 32.0], pytest.approx([0.12, 0.24]))]
+    colours = {h.get_label(): h.lines[0].get_color() for h in ax.get_legend_handles_labels()[0]}
+    assert len(set(colours.values())) == 4
