@@ -75,3 +75,12 @@ def test_distill_figure_colours_by_method_and_joins_seed_means_across_keep_ratio
     assert lines == [([20.0, 32.0], pytest.approx([0.10, 0.25])), ([20.0, 32.0], pytest.approx([0.12, 0.24]))]
     colours = {h.get_label(): h.lines[0].get_color() for h in ax.get_legend_handles_labels()[0]}
     assert len(set(colours.values())) == 4
+
+
+def test_distill_figure_gives_each_of_more_than_ten_methods_its_own_colour():
+    from prunelens.figures import distill_figure
+
+    results = pd.DataFrame({"method": [f"m{i}" for i in range(12)], "keep_ratio": 0.8, "seed": 0, "eval_set": "in",
+                            "mean_train_reasoning_tokens": 30.0, "accuracy": 0.2, "ci_low": 0.1, "ci_high": 0.3})
+    handles = distill_figure(results).axes[0].get_legend_handles_labels()[0]
+    assert len({tuple(h.lines[0].get_color()) for h in handles}) == 12

@@ -254,11 +254,12 @@ def distill_figure(results: pd.DataFrame):
     through each method's mean over seeds from keep ratio to keep ratio."""
     sets = list(dict.fromkeys(results.eval_set))
     methods = list(dict.fromkeys(results.method))
+    palette = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")
     fig, axes = plt.subplots(1, len(sets), figsize=(6.2 * len(sets), 4.4), squeeze=False)
     for ax, eval_set in zip(axes[0], sets):
         rows = results[results.eval_set == eval_set]
         for method, group in rows.groupby("method", sort=False):
-            colour = f"C{methods.index(method) % 10}"
+            colour = palette(methods.index(method) % palette.N)
             ax.errorbar(group.mean_train_reasoning_tokens, group.accuracy,
                         yerr=[group.accuracy - group.ci_low, group.ci_high - group.accuracy],
                         fmt="o", ms=4, capsize=2, alpha=0.6, color=colour, label=method)
