@@ -64,6 +64,22 @@ def test_distill_cluster_arguments_are_checked_before_anything_starts(tmp_path, 
     assert len(err) == 1 and "--ray-workers 0 is not a positive number" in err[0], err
 
 
+@pytest.mark.parametrize("flag, cpu_bf16", [([], False), (["--cpu-bf16"], True)])
+def test_distill_passes_cpu_bf16_to_the_config(tmp_path, monkeypatch, flag, cpu_bf16):
+    import prunelens.distill
+
+    given = {}
+
+    def caught(runs, out, config, **kwargs):
+        given["config"] = config
+        raise SystemExit(0)
+
+    monkeypatch.setattr(prunelens.distill, "distill", caught)
+    with pytest.raises(SystemExit):
+        main(["distill", "--run", f"x={tmp_path}", "--eval", "e=gsm-symbolic", *flag, "--out", str(tmp_path / "d")])
+    assert given["config"].cpu_bf16 is cpu_bf16
+
+
 @pytest.mark.parametrize("args, said", [
     (["dynamic", "RUN", "--keeps", "1,half"], "--keeps '1,half' is not comma-separated numbers"),
     (["features", "RUN", "--layers", "0,x"], "--layers '0,x' is not comma-separated whole numbers"),

@@ -132,6 +132,51 @@ def test_a_killed_training_resumes_from_its_checkpoint(tiny_model, runs, tmp_pat
 
     a, b = (load_file(tmp_path / d / FINAL / "model.safetensors") for d in ("whole", "killed"))
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)  # the same student as an unbroken run
+
+
+@pytest.mark.parametrize("cpu_bf16", [False, True])
+def test_cpu_bf16_runs_the_passes_in_bf16_over_float32_weights(tiny_model, runs, tmp_path, monkeypatch, cpu_bf16):
+    rows = _sets({"greedy": runs["greedy"]})["greedy@0.5"].head(2)
+    forward, seen = torch.nn.Linear.forward, set()
+
+    def watched(self, x):
+        out = forward(self, x)
+        seen.add((self.weight.dtype, out.dtype))
+        return out
+
+    monkeypatch.setattr(torch.nn.Linear, "forward", watched)
+    info = train_student(rows, tmp_path / "s", _config(tiny_model, epochs=1, cpu_bf16=cpu_bf16), seed=0,
+                         show_progress=False)
+    assert seen == {(torch.float32, torch.bfloat16 if cpu_bf16 else torch.float32)} and info["bf16"] is cpu_bf16
+    from safetensors.torch import load_file
+
+    assert {t.dtype for t in load_file(tmp_path / "s" / FINAL / "model.safetensors").values()} == {torch.float32}
+
+
+def test_a_run_recorded_before_cpu_bf16_existed_resumes_as_float32(tiny_model, runs, tmp_path, monkeypatch):
+    from prunelens.distill import distill, stage
+
+    class Checked(Exception):
+        pass
+
+    def checked(*args):
+        raise Checked
+
+    monkeypatch.setattr(stage, "_grow_runs", checked)  # called right after the settings are compared
+    held = EvalSet("held", "gsm-symbolic", limit=2)
+    config, out = _config(tiny_model, eval_sets=(held,)), tmp_path / "distill"
+    given = {"greedy": str(runs["greedy"])}
+    with pytest.raises(Checked):
+        distill(given, out, config, show_progress=False)
+    record = json.loads((out / "distill.json").read_text())
+    assert record.pop("cpu_bf16") is False
+    (out / "distill.json").write_text(json.dumps(record))  # as written before the setting was added
+    with pytest.raises(Checked):
+        distill(given, out, config, show_progress=False)
+    with pytest.raises(RunError, match="cpu_bf16=False \\(now True\\)"):
+        distill(given, out, _config(tiny_model, eval_sets=(held,), cpu_bf16=True), show_progress=False)
+
+
 @pytest.mark.slow  # end to end: the fast lane has its parts
 def test_distill_trains_evaluates_and_resumes(tiny_model, runs, short_chains, tmp_path, monkeypatch, capsys):
     """The whole stage on a tiny student: every condition and the base model evaluated on a held-out set,

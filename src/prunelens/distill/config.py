@@ -92,7 +92,9 @@ class DistillConfig:
     ``train_limit``: at most this many shared problems per training set; ``seeds``: one student per
     condition and seed, except where ``condition_seeds`` (``(("greedy@0.8", (0, 1, 2)), ...)``) says
     otherwise; a key there is a condition (``greedy@0.8``, ``full``), a method (``greedy``: every keep
-    ratio) or a keep ratio (``@0.8``: every method), the most specific one winning.
+    ratio) or a keep ratio (``@0.8``: every method), the most specific one winning. ``cpu_bf16``: run
+    a CPU training's forward and backward passes in bf16 autocast over float32 weights, as CUDA
+    always does (about 1.5 times faster on CPUs with bf16 units; not bit-equal to float32).
     """
 
     keep_ratios: tuple[float, ...] = (0.5,)
@@ -109,6 +111,7 @@ class DistillConfig:
     eval_batch: int = 16
     kl_texts: int = 100
     save_steps: int = 50
+    cpu_bf16: bool = False
     eval_sets: tuple[EvalSet, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:

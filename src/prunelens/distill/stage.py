@@ -172,7 +172,8 @@ def distill(runs: Mapping[str, str | Path], out: str | Path, config: DistillConf
     if unknown:
         raise SettingsError(f"seeds for {', '.join(unknown)}, which is not a condition: use one of {', '.join(sets)}")
     given = {k: _relative(v, out) for k, v in runs.items()}
-    StageStore(out, "distill", ()).check_config({**config.recorded(), "runs": given}, ignore=SEED_SETTINGS + ("runs",))
+    StageStore(out, "distill", ()).check_config({**config.recorded(), "runs": given}, ignore=SEED_SETTINGS + ("runs",),
+                                                defaults={"cpu_bf16": False})
     _grow_runs(out, given, sets)
     _record_seeds(out, config)
     problems = _eval_problems(config, sets["full"], out)
