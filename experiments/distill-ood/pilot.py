@@ -5,8 +5,10 @@ the own-chains teacher, ``experiments/own-chains/teacher.py``, which checks its 
 the committed one) answer 500 problems of the held-out templates ``near``, decoded as that
 experiment's ``in`` set. Steps 2 and 3: a ``full`` student trained on 1,000 reference chains of 39
 templates (the twelve and the 27 listed in the plan, none of ``near``) for 3 and 6 epochs, with the
-experiment's other settings and seed 0, answers the same problems. Each step passes if the
-student's 95% Wilson interval lies wholly above the base model's.
+experiment's other settings and seed 0, answers the same problems; step 3 trains in bf16 autocast
+(``cpu_bf16``: its 750 float32 steps outlast a working session here, and a new session starts
+without the checkpoints). Each step passes if the student's 95% Wilson interval lies wholly above
+the base model's.
 
 Writes ``pilot/near.parquet`` (the problems), ``pilot/wide.parquet`` (the 39-template training set,
 with no twin of an ``in`` or ``near`` problem), ``pilot/students/NAME/train.json`` (loss curve; the
@@ -41,7 +43,7 @@ SIZE, SEED = 500, 1
 TRAINING = "4,6,10,16,26,31,43,45,48,72,75,99"  # the twelve of experiments/distill-paper
 FURTHER = "0,1,2,9,12,14,15,24,28,30,36,38,40,46,47,51,52,53,55,58,60,66,69,80,83,84,89"
 WIDE, WIDE_SIZE, WIDE_SEED = f"gsm-symbolic:templates={TRAINING},{FURTHER}", 1000, 0
-STEP_EPOCHS = {2: 3.0, 3: 6.0}
+STEPS = {2: {"epochs": 3.0}, 3: {"epochs": 6.0, "cpu_bf16": True}}
 
 
 def problems() -> list[Example]:
@@ -74,11 +76,11 @@ def models(step: int, config: DistillConfig, near: list[Example]) -> dict[str, s
     """The models a step compares: the base model and that step's ``full`` student (trained if missing)."""
     if step == 1:
         return {"base": "smollm2-135m", "full-s0": str(ROOT / "experiments" / "own-chains" / "teacher" / "final")}
-    name = f"full-wide-e{STEP_EPOCHS[step]:g}-s0"
+    name = f"full-wide-e{STEPS[step]['epochs']:g}-s0"
     folder = OUT / "students" / name
     if not (folder / "train.json").exists():  # written after the weights: a killed training resumes
         rows = pd.read_parquet(OUT / "wide.parquet") if (OUT / "wide.parquet").exists() else wide_set(near)
-        record = train_student(rows, folder, dataclasses.replace(config, epochs=STEP_EPOCHS[step]), seed=0)
+        record = train_student(rows, folder, dataclasses.replace(config, **STEPS[step]), seed=0)
         (folder / "train.json").write_text(json.dumps(record, indent=1))
     return {"base": "smollm2-135m", name: str(folder / FINAL)}
 
